@@ -1,0 +1,16 @@
+"""The archive database: schema, engine set-up, writes and queries. Knows nothing of Scrapy."""
+
+from __future__ import annotations
+
+from .engine import create_schema, make_engine
+from .models import utc_now_iso
+from .store import Archive, StoreResult, content_hash
+
+__all__ = [
+    "Archive",
+    "StoreResult",
+    "content_hash",
+    "create_schema",
+    "make_engine",
+    "utc_now_iso",
+]

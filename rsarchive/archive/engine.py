@@ -1,0 +1,82 @@
+"""Engine set-up (SQLite pragmas, real transactions with BEGIN IMMEDIATE) and schema creation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .models import FTS_DDL, metadata
+
+#: Execution options for connections that only read: on SQLite they open a plain (deferred)
+#: BEGIN, so a reader never takes the write lock or waits for a running crawl.
+READ_ONLY: dict[str, Any] = {"rsarchive_read_only": True}
+
+# busy_timeout first: switching to WAL needs a lock another process may hold for a moment.
+_SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+    # Take BEGIN away from the sqlite3 driver (its legacy mode begins late, only before DML, and
+    # never for SELECT or DDL); the "begin" listener below emits it instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a writer that began as a reader and upgrades later
+    # can fail with SQLITE_BUSY at once, whatever busy_timeout says.
+    if conn.get_execution_options().get("rsarchive_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (any SQLAlchemy URL), set up for the archive.
+
+    SQLite: the file's directory is created, every connection gets WAL, ``synchronous=NORMAL``,
+    foreign keys and a 30 s busy timeout, and transactions are real (``BEGIN IMMEDIATE`` for
+    writers, plain ``BEGIN`` for connections with the ``READ_ONLY`` execution options).
+    """
+    sa_url = make_url(url)
+    is_sqlite = sa_url.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = sa_url.database
+        in_memory = not database or database == ":memory:" or "mode=memory" in database
+        if not in_memory and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(sa_url, **kwargs)
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every missing table and index, and on SQLite the full-text index. Idempotent."""
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        if conn.dialect.name != "sqlite":
+            return
+        had_fts = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'articles_fts'"
+        ).first()
+        for ddl in FTS_DDL:
+            conn.exec_driver_sql(ddl)
+        if not had_fts:
+            # The articles table may predate the index (an older file, a restore): fill it.
+            conn.exec_driver_sql("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")

@@ -1,0 +1,265 @@
+"""The archive schema (DESIGN.md §3): typed models, the SQLite full-text index, the time format.
+
+The one definition of the schema: ``create_schema`` and migrations are built from it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations (Alembic batch mode on SQLite) can address them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+COMPRESSIONS = ("zstd", "zlib")
+
+
+def utc_now_iso() -> str:
+    """Now as the archive writes every time: ISO 8601 UTC text, seconds precision (``...Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # TEXT, not VARCHAR(n): URLs and bodies have no useful length limit (and PostgreSQL agrees).
+    type_annotation_map = {str: Text}  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+
+
+metadata = Base.metadata
+
+
+class Article(Base):
+    """One article, by normalised canonical URL; the latest observed version of its content."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(unique=True)
+    post_id: Mapped[str | None] = mapped_column(index=True)
+    slug: Mapped[str | None]
+    title: Mapped[str]
+    subtitle: Mapped[str | None]
+    type: Mapped[str | None]
+    section: Mapped[str | None]
+    published_at: Mapped[str | None] = mapped_column(index=True)
+    published_at_raw: Mapped[str | None]
+    modified_at: Mapped[str | None]
+    modified_at_raw: Mapped[str | None]
+    image_url: Mapped[str | None]
+    image_caption: Mapped[str | None]
+    image_credit: Mapped[str | None]
+    image_alt: Mapped[str | None]
+    body_text: Mapped[str | None]
+    body_html: Mapped[str | None]
+    word_count: Mapped[int | None]
+    language: Mapped[str | None]
+    content_hash: Mapped[str]
+    # Digest of the author, tag and inline-image lists as stored: lets a re-fetch tell whether the
+    # link rows need rewriting without reading them back.
+    lists_hash: Mapped[str | None]
+    first_seen_at: Mapped[str]
+    last_seen_at: Mapped[str]
+    changed_at: Mapped[str]
+    removed_at: Mapped[str | None]
+
+
+class Author(Base):
+    __tablename__ = "authors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    url: Mapped[str | None]
+
+
+class ArticleAuthor(Base):
+    __tablename__ = "article_authors"
+    __table_args__ = (UniqueConstraint("article_id", "author_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    url: Mapped[str | None]
+
+
+class ArticleTag(Base):
+    __tablename__ = "article_tags"
+    __table_args__ = (UniqueConstraint("article_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+
+
+class ArticleImage(Base):
+    """An inline image of an article's body, in body order."""
+
+    __tablename__ = "article_images"
+    __table_args__ = (UniqueConstraint("article_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    url: Mapped[str]
+    caption: Mapped[str | None]
+    credit: Mapped[str | None]
+    alt: Mapped[str | None]
+
+
+class Teaser(Base):
+    """A teaser seen on a page (a sighting): re-sightings only move ``last_seen_at``."""
+
+    __tablename__ = "teasers"
+    __table_args__ = (UniqueConstraint("page_url", "url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_url: Mapped[str]
+    page_article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    position: Mapped[int]
+    url: Mapped[str] = mapped_column(index=True)
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    post_id: Mapped[str | None] = mapped_column(index=True)
+    title: Mapped[str]
+    section: Mapped[str | None]
+    authors: Mapped[str | None]
+    published_at: Mapped[str | None]
+    published_at_raw: Mapped[str | None]
+    excerpt: Mapped[str | None]
+    has_more: Mapped[bool]
+    image_url: Mapped[str | None]
+    image_caption: Mapped[str | None]
+    first_seen_at: Mapped[str]
+    last_seen_at: Mapped[str]
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s}'" for s in RUN_STATUSES)), name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    spider: Mapped[str]
+    args: Mapped[str | None]
+    started_at: Mapped[str]
+    finished_at: Mapped[str | None]
+    status: Mapped[str]
+    finish_reason: Mapped[str | None]
+    exit_code: Mapped[int | None]
+    stats: Mapped[str | None]
+    pid: Mapped[int | None]
+
+
+class Capture(Base):
+    """A raw HTTP response, content-addressed: an identical body re-fetched is stored once."""
+
+    __tablename__ = "captures"
+    __table_args__ = (
+        UniqueConstraint("url", "sha256"),
+        CheckConstraint(
+            "compression IN ({})".format(", ".join(f"'{c}'" for c in COMPRESSIONS)),
+            name="compression",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str]
+    final_url: Mapped[str | None]
+    requested_url: Mapped[str | None]
+    status: Mapped[int]
+    fetched_at: Mapped[str]
+    content_type: Mapped[str | None]
+    headers: Mapped[str | None]
+    sha256: Mapped[str]
+    size: Mapped[int]
+    compression: Mapped[str]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Revision(Base):
+    """An observed version of an article's content (the first version is a revision too)."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    captured_at: Mapped[str]
+    content_hash: Mapped[str]
+    title: Mapped[str]
+    subtitle: Mapped[str | None]
+    body_text: Mapped[str | None]
+    body_html: Mapped[str | None]
+    authors: Mapped[str | None]
+    capture_id: Mapped[int | None] = mapped_column(
+        ForeignKey("captures.id", ondelete="SET NULL"), index=True
+    )
+
+
+# Core handles on the tables: the write path uses Core statements, not the ORM unit of work.
+articles = cast(Table, Article.__table__)
+authors = cast(Table, Author.__table__)
+article_authors = cast(Table, ArticleAuthor.__table__)
+tags = cast(Table, Tag.__table__)
+article_tags = cast(Table, ArticleTag.__table__)
+article_images = cast(Table, ArticleImage.__table__)
+teasers = cast(Table, Teaser.__table__)
+crawl_runs = cast(Table, CrawlRun.__table__)
+captures = cast(Table, Capture.__table__)
+revisions = cast(Table, Revision.__table__)
+
+# SQLite only: FTS5 external-content index over articles, kept in step by triggers. The update
+# trigger fires only when an indexed column is written, so moving ``last_seen_at`` is free.
+FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5("
+    "title, subtitle, body_text, content='articles', content_rowid='id', "
+    "tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_ai AFTER INSERT ON articles BEGIN "
+    "INSERT INTO articles_fts(rowid, title, subtitle, body_text) "
+    "VALUES (new.id, new.title, new.subtitle, new.body_text); END",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_ad AFTER DELETE ON articles BEGIN "
+    "INSERT INTO articles_fts(articles_fts, rowid, title, subtitle, body_text) "
+    "VALUES ('delete', old.id, old.title, old.subtitle, old.body_text); END",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_au AFTER UPDATE OF title, subtitle, body_text "
+    "ON articles BEGIN "
+    "INSERT INTO articles_fts(articles_fts, rowid, title, subtitle, body_text) "
+    "VALUES ('delete', old.id, old.title, old.subtitle, old.body_text); "
+    "INSERT INTO articles_fts(rowid, title, subtitle, body_text) "
+    "VALUES (new.id, new.title, new.subtitle, new.body_text); END",
+)

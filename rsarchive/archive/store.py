@@ -1,0 +1,681 @@
+"""The archive's writes and queries: one transaction per page, re-fetches that change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import unicodedata
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, Self, TypeVar
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..items import Article, Author, Page, Tag, Teaser
+from ..urls import normalize_url
+from . import models as m
+from .engine import READ_ONLY, create_schema, make_engine
+from .models import RUN_STATUSES, utc_now_iso
+
+try:
+    import zstandard
+except ImportError:  # zlib keeps the archive working; captures record which codec they used
+    zstandard = None
+
+ArticleStatus = Literal["new", "changed", "updated", "unchanged"]
+_Named = TypeVar("_Named", Author, Tag)
+
+_ZSTD_LEVEL = 3
+_IN_CHUNK = 500  # bound parameters per IN list: far below every SQLite build's limit
+_REMOVED_STATUSES = frozenset({404, 410})
+
+# Article columns written from the item (besides url and the times); compared on a re-fetch.
+_ARTICLE_FIELDS = (
+    "post_id",
+    "slug",
+    "title",
+    "subtitle",
+    "type",
+    "section",
+    "published_at",
+    "published_at_raw",
+    "modified_at",
+    "modified_at_raw",
+    "image_url",
+    "image_caption",
+    "image_credit",
+    "image_alt",
+    "body_text",
+    "body_html",
+    "word_count",
+    "language",
+    "content_hash",
+    "lists_hash",
+)
+# Teaser columns a re-sighting refreshes (first_seen_at never changes).
+_TEASER_REFRESHED = (
+    "position",
+    "post_id",
+    "title",
+    "section",
+    "authors",
+    "published_at",
+    "published_at_raw",
+    "excerpt",
+    "has_more",
+    "image_url",
+    "image_caption",
+    "last_seen_at",
+)
+
+
+@dataclass(slots=True)
+class StoreResult:
+    """What ``Archive.store_page`` did with one page.
+
+    ``article_status``: ``"new"``; ``"changed"`` (content differs: a revision was added);
+    ``"updated"`` (only metadata such as section, tags, dates or ``removed_at`` differed);
+    ``"unchanged"`` (only ``last_seen_at`` moved); None when the page has no article.
+    ``teasers_seen`` counts the page's distinct teasers, ``teasers_new`` those first seen now.
+    """
+
+    article_id: int | None = None
+    article_status: ArticleStatus | None = None
+    teasers_new: int = 0
+    teasers_seen: int = 0
+    capture_new: bool = False
+    capture_id: int | None = None
+
+
+def _norm_text(value: str | None) -> str:
+    if not value:
+        return ""
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+def content_hash(article: Article) -> str:
+    """sha256 hex of an article's content: title, subtitle, body text and author names.
+
+    Unicode (NFC) and whitespace are normalised, so a re-parse that only re-flows text is not a
+    new revision. Separators are control characters that normalised text never contains.
+    """
+    parts = (
+        _norm_text(article.title),
+        _norm_text(article.subtitle),
+        _norm_text(article.body_text),
+        "\x1e".join(_norm_text(a.name) for a in article.authors),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _unique_by_name(items: Iterable[_Named]) -> list[_Named]:
+    # A name listed twice would break the (article_id, author_id) key: keep its first place.
+    seen: dict[str, _Named] = {}
+    for item in items:
+        name = item.name.strip()
+        if name and name not in seen:
+            seen[name] = item
+    return list(seen.values())
+
+
+def _lists_hash(authors: Sequence[Author], tags: Sequence[Tag], article: Article) -> str:
+    lists = (
+        [(a.name.strip(), a.url) for a in authors],
+        [(t.name.strip(), t.url) for t in tags],
+        [(i.url, i.caption, i.credit, i.alt) for i in article.images],
+    )
+    return hashlib.sha256(json.dumps(lists, ensure_ascii=False).encode()).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+_codec_state = threading.local()  # a zstd compressor must not be shared between threads
+
+
+def compress_body(body: bytes) -> tuple[bytes, str]:
+    """``(compressed, codec)``: zstandard level 3, or zlib where zstandard is not installed."""
+    if zstandard is None:
+        return zlib.compress(body, 6), "zlib"
+    compressor = getattr(_codec_state, "zstd", None)
+    if compressor is None:
+        compressor = _codec_state.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    return compressor.compress(body), "zstd"
+
+
+def decompress_body(data: bytes, compression: str) -> bytes:
+    """The bytes ``compress_body`` was given."""
+    if compression == "zlib":
+        return zlib.decompress(data)
+    if compression == "zstd":
+        if zstandard is None:
+            raise RuntimeError("this capture is zstd-compressed: install the zstandard package")
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    raise ValueError(f"unknown capture compression {compression!r}")
+
+
+class Archive:
+    """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine: Engine = make_engine(database_url)
+        create_schema(self.engine)
+        self._reader = self.engine.execution_options(**READ_ONLY)
+        self._build_statements(self.engine.dialect.name)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for queries; on SQLite it never takes the write lock."""
+        with self._reader.connect() as conn:
+            yield conn
+
+    # -- crawl runs --------------------------------------------------------------------------
+
+    def start_run(self, spider: str, args: dict[str, Any]) -> int:
+        """Record a run that starts now; returns its id for ``finish_run`` and ``store_page``."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(m.crawl_runs).values(
+                    spider=spider,
+                    args=_to_json(args),
+                    started_at=utc_now_iso(),
+                    status="running",
+                    pid=os.getpid(),
+                )
+            )
+            return result.inserted_primary_key[0]
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        finish_reason: str | None,
+        stats: dict[str, Any],
+        exit_code: int | None = None,
+    ) -> None:
+        """Close a run: its end time, outcome and (JSON-serialised) stats."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(m.crawl_runs)
+                .where(m.crawl_runs.c.id == run_id)
+                .values(
+                    finished_at=utc_now_iso(),
+                    status=status,
+                    finish_reason=finish_reason,
+                    stats=_to_json(stats),
+                    exit_code=exit_code,
+                )
+            )
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def store_page(self, page: Page, run_id: int | None = None) -> StoreResult:
+        """Store one fetched page in one transaction: capture, article, its lists, teasers."""
+        now = utc_now_iso()
+        result = StoreResult()
+        article = page.article
+        with self.engine.begin() as conn:
+            result.capture_id, result.capture_new = self._store_capture(conn, page, run_id, now)
+            if article is not None:
+                result.article_id, result.article_status = self._store_article(
+                    conn, article, page.fetched_at or now, result.capture_id, now
+                )
+                page_url = article.url
+            else:
+                page_url = normalize_url(page.url)
+            if page.teasers:
+                result.teasers_new, result.teasers_seen = self._store_teasers(
+                    conn, page_url, result.article_id, page.teasers, now
+                )
+        return result
+
+    def mark_removed(self, url: str, status: int) -> bool:
+        """Mark an archived article that now answers 404/410 as removed (its content stays).
+
+        Returns True when an article was marked now; False for other statuses, unknown URLs and
+        articles already marked.
+        """
+        if status not in _REMOVED_STATUSES:
+            return False
+        a = m.articles
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(a)
+                .where(a.c.url == normalize_url(url), a.c.removed_at.is_(None))
+                .values(removed_at=utc_now_iso())
+            )
+        return result.rowcount > 0
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """Which of these (normalised) URLs are archived articles."""
+        wanted = list(dict.fromkeys(urls))
+        found: set[str] = set()
+        with self.reader() as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                found.update(conn.scalars(self._sel_known, {"urls": wanted[i : i + _IN_CHUNK]}))
+        return found
+
+    def list_articles(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest articles (by ``published_at``), with their authors and teaser counts."""
+        a, t = m.articles, m.teasers
+        teaser_count = select(func.count()).where(t.c.page_article_id == a.c.id).scalar_subquery()
+        stmt = (
+            select(
+                a.c.id,
+                a.c.title,
+                a.c.url,
+                a.c.section,
+                a.c.type,
+                a.c.published_at,
+                a.c.removed_at,
+                teaser_count.label("teaser_count"),
+            )
+            .order_by(a.c.published_at.desc().nulls_last(), a.c.id.desc())
+            .limit(limit)
+        )
+        with self.reader() as conn:
+            rows = [dict(row) for row in conn.execute(stmt).mappings()]
+            names: dict[int, list[str]] = {}
+            if rows:
+                aa, au = m.article_authors, m.authors
+                author_rows = conn.execute(
+                    select(aa.c.article_id, au.c.name)
+                    .join(au, au.c.id == aa.c.author_id)
+                    .where(aa.c.article_id.in_([r["id"] for r in rows]))
+                    .order_by(aa.c.article_id, aa.c.position)
+                )
+                for article_id, name in author_rows:
+                    names.setdefault(article_id, []).append(name)
+        for row in rows:
+            row["authors"] = ", ".join(names.get(row["id"], ()))
+        return rows
+
+    def count_teasers(self) -> int:
+        """How many teaser rows (distinct page, target pairs) the archive holds."""
+        with self.reader() as conn:
+            return conn.scalar(select(func.count()).select_from(m.teasers)) or 0
+
+    def read_capture_body(self, capture_id: int) -> bytes:
+        """The body of a capture as it was received (decompressed)."""
+        c = m.captures
+        with self.reader() as conn:
+            row = conn.execute(
+                select(c.c.body, c.c.compression).where(c.c.id == capture_id)
+            ).first()
+        if row is None:
+            raise KeyError(f"no capture with id {capture_id}")
+        return decompress_body(row.body, row.compression)
+
+    # -- the write path ----------------------------------------------------------------------
+
+    def _build_statements(self, dialect: str) -> None:
+        # Built once: SQLAlchemy caches their compiled form, so each page pays only execution.
+        if dialect == "sqlite":
+            upsert = sqlite.insert
+        elif dialect == "postgresql":
+            upsert = postgresql.insert
+        else:
+            raise NotImplementedError(f"the archive supports SQLite and PostgreSQL, not {dialect}")
+        a, t, c = m.articles, m.teasers, m.captures
+
+        self._sel_known = select(a.c.url).where(a.c.url.in_(bindparam("urls", expanding=True)))
+        self._sel_capture = select(c.c.id).where(
+            c.c.url == bindparam("url"), c.c.sha256 == bindparam("sha256")
+        )
+        ins = upsert(c).on_conflict_do_nothing(index_elements=[c.c.url, c.c.sha256])
+        self._ins_capture = ins.returning(c.c.id)
+
+        self._sel_article = select(
+            a.c.id, a.c.removed_at, *(a.c[name] for name in _ARTICLE_FIELDS)
+        ).where(a.c.url == bindparam("url"))
+        self._ins_article = insert(a)
+        # SET comes from the parameter names given: only the columns that differ are written, so
+        # the FTS trigger (AFTER UPDATE OF title, subtitle, body_text) fires only when needed.
+        self._upd_article = update(a).where(a.c.id == bindparam("b_id"))
+        self._link_teasers = (
+            update(t)
+            .where(
+                (t.c.url == bindparam("b_url")) | (t.c.post_id == bindparam("b_post_id")),
+                # Means "article_id IS NULL" (ids start at 1), written so that SQLite does not
+                # pick the article_id index and scan every unlinked teaser.
+                func.coalesce(t.c.article_id, 0) == 0,
+            )
+            .values(article_id=bindparam("b_article_id"))
+        )
+        self._ins_revision = insert(m.revisions)
+
+        self._upsert_names = {}
+        for table in (m.authors, m.tags):
+            ins = upsert(table)
+            # Fill a URL once learnt, keep a known one when a page does not give it. DO UPDATE
+            # (not DO NOTHING) so that RETURNING answers for known names too: one round trip.
+            self._upsert_names[table.name] = ins.on_conflict_do_update(
+                index_elements=[table.c.name],
+                set_={"url": func.coalesce(ins.excluded.url, table.c.url)},
+            ).returning(table.c.name, table.c.id)
+        aa, at, ai = m.article_authors, m.article_tags, m.article_images
+        self._sel_links = {
+            "authors": select(aa.c.author_id)
+            .where(aa.c.article_id == bindparam("b_article_id"))
+            .order_by(aa.c.position),
+            "tags": select(at.c.tag_id)
+            .where(at.c.article_id == bindparam("b_article_id"))
+            .order_by(at.c.position),
+        }
+        self._sel_images = (
+            select(ai.c.url, ai.c.caption, ai.c.credit, ai.c.alt)
+            .where(ai.c.article_id == bindparam("b_article_id"))
+            .order_by(ai.c.position)
+        )
+        self._ins_links = {table.name: insert(table) for table in (aa, at, ai)}
+        self._del_links = {
+            table.name: delete(table).where(table.c.article_id == bindparam("b_article_id"))
+            for table in (aa, at, ai)
+        }
+
+        self._sel_targets = (
+            select(a.c.id, a.c.url, a.c.post_id)
+            .where(
+                a.c.url.in_(bindparam("urls", expanding=True))
+                | a.c.post_id.in_(bindparam("post_ids", expanding=True))
+            )
+            .order_by(a.c.id)
+        )
+        self._sel_page_teasers = select(t.c.url).where(
+            t.c.page_url == bindparam("page_url"), t.c.url.in_(bindparam("urls", expanding=True))
+        )
+        ins = upsert(t)
+        refreshed: dict[str, Any] = {name: ins.excluded[name] for name in _TEASER_REFRESHED}
+        # A target or page article learnt once stays, even if a later sighting cannot name it.
+        refreshed["article_id"] = func.coalesce(ins.excluded.article_id, t.c.article_id)
+        refreshed["page_article_id"] = func.coalesce(
+            ins.excluded.page_article_id, t.c.page_article_id
+        )
+        self._upsert_teasers = ins.on_conflict_do_update(
+            index_elements=[t.c.page_url, t.c.url], set_=refreshed
+        )
+
+    def _store_capture(
+        self, conn: Connection, page: Page, run_id: int | None, now: str
+    ) -> tuple[int, bool]:
+        url = normalize_url(page.url)
+        sha256 = hashlib.sha256(page.body).hexdigest()
+        key = {"url": url, "sha256": sha256}
+        # Look before compressing: an unchanged re-fetch costs one indexed lookup.
+        capture_id = conn.scalar(self._sel_capture, key)
+        if capture_id is not None:
+            return capture_id, False
+        body, compression = compress_body(page.body)
+        capture_id = conn.scalar(
+            self._ins_capture,
+            {
+                **key,
+                "final_url": page.url,
+                "requested_url": page.requested_url,
+                "status": page.status,
+                "fetched_at": page.fetched_at or now,
+                "content_type": page.content_type,
+                "headers": _to_json(page.headers),
+                "size": len(page.body),
+                "compression": compression,
+                "body": body,
+                "run_id": run_id,
+            },
+        )
+        if capture_id is None:  # another writer stored the same body in between (PostgreSQL)
+            return conn.scalar(self._sel_capture, key), False
+        return capture_id, True
+
+    def _store_article(
+        self, conn: Connection, article: Article, captured_at: str, capture_id: int, now: str
+    ) -> tuple[int, ArticleStatus]:
+        authors = _unique_by_name(article.authors)
+        tags = _unique_by_name(article.tags)
+        image = article.image
+        values: dict[str, Any] = {
+            "post_id": article.post_id,
+            "slug": article.slug,
+            "title": article.title,
+            "subtitle": article.subtitle,
+            "type": article.type,
+            "section": article.section,
+            "published_at": article.published_at,
+            "published_at_raw": article.published_at_raw,
+            "modified_at": article.modified_at,
+            "modified_at_raw": article.modified_at_raw,
+            "image_url": image.url if image else None,
+            "image_caption": image.caption if image else None,
+            "image_credit": image.credit if image else None,
+            "image_alt": image.alt if image else None,
+            "body_text": article.body_text,
+            "body_html": article.body_html,
+            "word_count": article.word_count,
+            "language": article.language,
+            "content_hash": content_hash(article),
+            "lists_hash": _lists_hash(authors, tags, article),
+        }
+        row = conn.execute(self._sel_article, {"url": article.url}).first()
+
+        if row is None:
+            result = conn.execute(
+                self._ins_article,
+                {
+                    "url": article.url,
+                    **values,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "changed_at": now,
+                },
+            )
+            article_id: int = result.inserted_primary_key[0]
+            self._write_lists(conn, article_id, authors, tags, article, replace=False)
+            self._add_revision(conn, article_id, article, values, captured_at, capture_id)
+            # Teasers stored before this article was archived now learn their target.
+            conn.execute(
+                self._link_teasers,
+                {"b_article_id": article_id, "b_url": article.url, "b_post_id": article.post_id},
+            )
+            return article_id, "new"
+
+        article_id = row.id
+        stored = row._mapping
+        changes = {name: value for name, value in values.items() if stored[name] != value}
+        if row.removed_at is not None:
+            changes["removed_at"] = None  # it answers again
+        status: ArticleStatus = "unchanged"
+        if "content_hash" in changes:
+            status = "changed"
+            changes["changed_at"] = now
+        elif changes:
+            status = "updated"
+        conn.execute(self._upd_article, {"b_id": article_id, **changes, "last_seen_at": now})
+        if "lists_hash" in changes:
+            self._write_lists(conn, article_id, authors, tags, article, replace=True)
+        if status == "changed":
+            self._add_revision(conn, article_id, article, values, captured_at, capture_id)
+        if "post_id" in changes and article.post_id:
+            conn.execute(
+                self._link_teasers,
+                {"b_article_id": article_id, "b_url": article.url, "b_post_id": article.post_id},
+            )
+        return article_id, status
+
+    def _add_revision(
+        self,
+        conn: Connection,
+        article_id: int,
+        article: Article,
+        values: dict[str, Any],
+        captured_at: str,
+        capture_id: int,
+    ) -> None:
+        conn.execute(
+            self._ins_revision,
+            {
+                "article_id": article_id,
+                "captured_at": captured_at,
+                "content_hash": values["content_hash"],
+                "title": article.title,
+                "subtitle": article.subtitle,
+                "body_text": article.body_text,
+                "body_html": article.body_html,
+                "authors": ", ".join(a.name for a in article.authors),
+                "capture_id": capture_id,
+            },
+        )
+
+    def _write_lists(
+        self,
+        conn: Connection,
+        article_id: int,
+        authors: list[Author],
+        tags: list[Tag],
+        article: Article,
+        *,
+        replace: bool,
+    ) -> None:
+        """Link rows for authors, tags and inline images; ``replace`` rewrites lists that differ."""
+        for table, link, fk, items in (
+            (m.authors, m.article_authors, "author_id", authors),
+            (m.tags, m.article_tags, "tag_id", tags),
+        ):
+            ids: list[int] = []
+            if items:
+                names = [item.name.strip() for item in items]
+                params = [
+                    {"name": n, "url": item.url} for n, item in zip(names, items, strict=True)
+                ]
+                by_name = dict(conn.execute(self._upsert_names[table.name], params).all())
+                ids = [by_name[n] for n in names]
+            if replace:
+                key = "authors" if link is m.article_authors else "tags"
+                old = list(conn.scalars(self._sel_links[key], {"b_article_id": article_id}))
+                if old == ids:
+                    continue
+                conn.execute(self._del_links[link.name], {"b_article_id": article_id})
+            if ids:
+                conn.execute(
+                    self._ins_links[link.name],
+                    [
+                        {"article_id": article_id, fk: id_, "position": i}
+                        for i, id_ in enumerate(ids)
+                    ],
+                )
+
+        images = [(i.url, i.caption, i.credit, i.alt) for i in article.images]
+        ai = m.article_images
+        if replace:
+            old_images = [
+                tuple(r) for r in conn.execute(self._sel_images, {"b_article_id": article_id})
+            ]
+            if old_images == images:
+                return
+            conn.execute(self._del_links[ai.name], {"b_article_id": article_id})
+        if images:
+            conn.execute(
+                self._ins_links[ai.name],
+                [
+                    {
+                        "article_id": article_id,
+                        "position": i,
+                        "url": url,
+                        "caption": caption,
+                        "credit": credit,
+                        "alt": alt,
+                    }
+                    for i, (url, caption, credit, alt) in enumerate(images)
+                ],
+            )
+
+    def _store_teasers(
+        self,
+        conn: Connection,
+        page_url: str,
+        page_article_id: int | None,
+        teasers: Sequence[Teaser],
+        now: str,
+    ) -> tuple[int, int]:
+        unique: dict[str, Teaser] = {}
+        for teaser in teasers:
+            unique.setdefault(teaser.url, teaser)  # a URL shown twice: its first place counts
+        urls = list(unique)
+        post_ids = list({t.post_id for t in unique.values() if t.post_id})
+
+        by_url: dict[str, int] = {}
+        by_post_id: dict[str, int] = {}
+        for article_id, url, post_id in conn.execute(
+            self._sel_targets, {"urls": urls, "post_ids": post_ids}
+        ):
+            by_url.setdefault(url, article_id)
+            if post_id:
+                by_post_id.setdefault(post_id, article_id)
+        known = set(conn.scalars(self._sel_page_teasers, {"page_url": page_url, "urls": urls}))
+
+        rows = []
+        for url, teaser in unique.items():
+            image = teaser.image
+            target = by_url.get(url)
+            if target is None and teaser.post_id:
+                target = by_post_id.get(teaser.post_id)
+            rows.append(
+                {
+                    "page_url": page_url,
+                    "page_article_id": page_article_id,
+                    "position": teaser.position,
+                    "url": url,
+                    "article_id": target,
+                    "post_id": teaser.post_id,
+                    "title": teaser.title,
+                    "section": teaser.section,
+                    "authors": ", ".join(a.name for a in teaser.authors),
+                    "published_at": teaser.published_at,
+                    "published_at_raw": teaser.published_at_raw,
+                    "excerpt": teaser.excerpt,
+                    "has_more": teaser.has_more,
+                    "image_url": image.url if image else None,
+                    "image_caption": image.caption if image else None,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+            )
+        conn.execute(self._upsert_teasers, rows)
+        return sum(1 for url in urls if url not in known), len(urls)

@@ -1,0 +1,154 @@
+"""The `rsarchive` command: run the demo, and (growing) query and maintain the archive.
+
+Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 64 usage; 74 database I/O;
+78 configuration problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 64
+EXIT_DB = 74
+EXIT_CONFIG = 78
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2; our contract says 64
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rsarchive", description=__doc__.splitlines()[0])
+    from rsarchive import __version__
+
+    parser.add_argument("--version", action="version", version=f"rsarchive {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    demo = sub.add_parser(
+        "demo",
+        help="crawl the bundled fixture site offline into a fresh SQLite file and show it",
+        description="Crawl the bundled fixture site (real-shaped Responsible Statecraft pages) "
+        "with the real spider and pipeline, offline, into a fresh SQLite file; then show what "
+        "was archived.",
+    )
+    demo.add_argument(
+        "--db",
+        default="rsarchive-demo.db",
+        help="the SQLite file to create (replaced if it exists; default: %(default)s)",
+    )
+    demo.add_argument("--verbose", action="store_true", help="show Scrapy's log")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rsarchive.archive import Archive
+    from rsarchive.demo import FixtureSite, fixtures_dir
+
+    db = Path(args.db).expanduser().resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    try:
+        site = FixtureSite(fixtures_dir())
+    except FileNotFoundError as exc:
+        print(f"rsarchive demo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    urls = site.page_urls()
+    stats = run_crawl(
+        "article",
+        {"urls": ",".join(urls)},
+        {
+            "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
+            "RSARCHIVE_FIXTURE_SITE": str(site.root),
+            # Offline: no server to be polite to.
+            "DOWNLOAD_DELAY": 0,
+            "AUTOTHROTTLE_ENABLED": False,
+            "LOG_LEVEL": "INFO" if args.verbose else "ERROR",
+        },
+    )
+    with Archive(f"sqlite:///{db}") as archive:
+        rows = archive.list_articles(limit=100)
+        teasers = archive.count_teasers()
+    _print_demo(db, len(urls), stats, rows, teasers)
+    return EXIT_OK if stats.get("rsarchive/pages_stored") else EXIT_FAILURES
+
+
+def run_crawl(spider: str, spider_args: dict[str, str], overrides: dict[str, Any]) -> dict:
+    """Run one spider in this process with the project settings; return its final stats."""
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("rsarchive.settings", priority="project")
+    settings.setdict(overrides, priority="cmdline")
+    process = CrawlerProcess(settings, install_root_handler=True)
+    crawler = process.create_crawler(spider)
+    process.crawl(crawler, **spider_args)
+    process.start()
+    return dict(crawler.stats.get_stats())
+
+
+def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: int) -> None:
+    out = sys.stdout
+    stored = stats.get("rsarchive/pages_stored", 0)
+    dropped = {
+        k.rsplit("/", 1)[-1]: v for k, v in stats.items() if k.startswith("rsarchive/dropped/")
+    }
+    print(
+        f"Crawled {fetched} pages of the bundled fixture site (offline) into {db}",
+        file=out,
+    )
+    print(
+        f"  archived {stored} pages: {len(rows)} articles, {teasers} keep-reading teasers", file=out
+    )
+    if dropped:
+        why = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(dropped.items()))
+        print(f"  not archivable, dropped with a reason: {why}", file=out)
+    drift = stats.get("rsarchive/layout_drift", 0)
+    if drift:
+        print(f"  layout_drift: {drift} fields came from fallback selectors", file=out)
+    print(file=out)
+    cols = [("TITLE", 46), ("SECTION", 18), ("AUTHORS", 26), ("PUBLISHED", 10), ("TEASERS", 7)]
+    print("  ".join(name.ljust(width) for name, width in cols), file=out)
+    for row in rows:
+        cells = [
+            row["title"],
+            row.get("section") or "",
+            row.get("authors") or "",
+            (row.get("published_at") or "")[:10],
+            str(row.get("teaser_count", 0)),
+        ]
+        print(
+            "  ".join(_fit(c, w).ljust(w) for c, (_, w) in zip(cells, cols, strict=True)),
+            file=out,
+        )
+    print(file=out)
+    print("Query it, for example:", file=out)
+    print(
+        f'  sqlite3 {db} "SELECT published_at, title FROM articles ORDER BY published_at DESC"',
+        file=out,
+    )
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

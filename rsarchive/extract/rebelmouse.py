@@ -1,0 +1,640 @@
+"""The RebelMouse page object: main post, keep-reading teasers and their fields, with fallbacks.
+
+Every selector lives at the top of this module (REBELMOUSE.md §1–3). When a primary selector
+misses and a fallback supplies the value, the field's name goes into ``ParsedPage.drift`` so the
+crawl can log ``layout_drift`` and count it: that is how a user learns the site changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+from lxml.html import HtmlElement
+
+from rsarchive.extract.metadata import (
+    Metadata,
+    jsonld_image,
+    jsonld_keywords,
+    jsonld_people,
+    jsonld_text,
+    parse_date,
+    read_metadata,
+)
+from rsarchive.extract.text import (
+    block_text,
+    inline_text,
+    normalize_space,
+    remove,
+    sanitize_html,
+    to_html,
+)
+from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
+from rsarchive.urls import is_home, normalize_url
+
+PARSER_VERSION = "rebelmouse-2026.11"
+
+
+def _cls(name: str) -> str:
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+X = etree.XPath
+
+# §1 blocks and posts
+BLOCKS = X(f"//div[{_cls('posts-custom')}][@data-source]")
+POSTS = X(f".//article[@elid or {_cls('page-article')}]")
+POST_BY_ELID = X("//article[@elid=$elid]")
+CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
+IN_BLOCK = X(f"ancestor::div[{_cls('posts-custom')}][@data-source][1]/@data-source")
+BOOTSTRAP = X("//script[contains(., 'REBELMOUSE_BOOTSTRAP_DATA')]/text()")
+POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
+BOOTSTRAP_POST_ID = re.compile(r'"post"\s*:\s*\{[^{}]*?"id"\s*:\s*"?(\d+)')
+
+# §2 main article fields
+HEADLINE = X(f".//h1[{_cls('widget__headline')}]//*[{_cls('widget__headline-text')}]")
+SUBHEADLINE = X(f".//*[{_cls('widget__subheadline-text')}]")
+LABEL = X(f".//a[{_cls('widget__section')}]")
+AUTHOR = X(f".//*[{_cls('social-author__name')}]")
+AUTHOR_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
+DATE = X(f".//*[{_cls('social-date__text')}]")
+DATE_MODIFIED = X(f".//*[{_cls('social-date-modified__text')}]")
+BODY = X(f".//*[{_cls('body-description')}]")
+BODY_FALLBACK = X(f".//div[{_cls('body')}]")
+LEAD_IMAGE = X(f".//*[{_cls('widget__image')}][@data-runner-img-hd or @data-runner-src]")
+HERO_IMAGE = X(f".//img[{_cls('rm-hero-media')}]")
+CAPTION = X(
+    f".//*[(self::small and {_cls('media-caption')}) or {_cls('photo-caption')}]"
+    f"[not(ancestor::*[{_cls('body-description')}])]"
+)
+CREDIT = X(
+    f".//*[(self::small and {_cls('media-photo-credit')}) or {_cls('photo-credit')}]"
+    f"[not(ancestor::*[{_cls('body-description')}])]"
+)
+TAG_LINKS = X(f".//*[{_cls('tags')}]//a[{_cls('tags__item')}]")
+
+# Inside a body: what is chrome, what is an inline image.
+BODY_CHROME = X(
+    ".//script | .//style | .//noscript | .//template"
+    f" | .//*[{_cls('proper-ad-unit')} or {_cls('rs_ad_block')} or {_cls('ad-tag')}"
+    f" or starts-with(@id, 'div-gpt-ad') or {_cls('share-panel')} or {_cls('social-share')}"
+    f" or {_cls('share-buttons')} or {_cls('widget__shares')} or {_cls('newsletter')}"
+    f" or {_cls('widget__show-more')} or {_cls('js-keep-reading')}]"
+)
+INLINE_IMAGES = X(f".//img[{_cls('rm-shortcode')} or not(ancestor::*[{_cls('rm-shortcode')}])]")
+IMAGE_HOLDER = X(f"ancestor::*[{_cls('shortcode-media-rebelmouse-image')} or self::figure][1]")
+IMAGE_CAPTION = X(f".//*[{_cls('media-caption')} or {_cls('photo-caption')} or self::figcaption]")
+IMAGE_CREDIT = X(f".//*[{_cls('media-photo-credit')} or {_cls('photo-credit')}]")
+
+# §3 teasers
+TEASER_HEADLINE = X(f".//*[{_cls('widget__headline-text')}]")
+TEASER_DATA = X(".//span[@data-post-url]")
+TEASER_BRIEF = X(f".//*[{_cls('body-description')}]//*[{_cls('widget__brief')}]")
+TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
+TEASER_TOGGLE = X(f".//*[{_cls('widget__show-more')} or {_cls('js-keep-reading')}]")
+TEASER_IMAGE = X(f".//*[{_cls('widget__image')}]")
+
+# Labels RS prints before "|" ("Analysis | Europe"); a bare label is a section unless it is one of
+# these.
+KNOWN_TYPES = frozenset(
+    {"analysis", "reporting", "opinion", "news", "review", "interview", "explainer"}
+    | {"podcast", "video", "commentary", "report", "essay"}
+)
+_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)", re.IGNORECASE)
+
+
+def parse_page(doc: Any, url: str) -> ParsedPage:
+    """Split a RebelMouse page into its main article (if any) and its keep-reading teasers.
+
+    ``doc`` is the parsed page: a parsel ``Selector`` (what Scrapy already built for the
+    response), an lxml ``HtmlElement``, or HTML text/bytes (parsed here). ``url`` is the URL the
+    page was fetched from; relative links resolve against it and a canonical URL that points to
+    another host is ignored.
+    """
+    root = _root(doc)
+    md = read_metadata(root)
+    page = ParsedPage()
+    if md.jsonld_invalid:
+        page.warnings.append("jsonld_invalid")
+
+    post_blocks: list[HtmlElement] = []
+    feed_blocks: list[HtmlElement] = []
+    for block in BLOCKS(root):
+        source = block.get("data-source")
+        # A block nested in another block belongs to the outer one.
+        if IN_BLOCK(block):
+            continue
+        if source == "current_post":
+            post_blocks.append(block)
+        elif source == "current_page":
+            feed_blocks.append(block)
+
+    scope, post_id = _main_scope(root, md, post_blocks, page.drift)
+    if scope:
+        page.article = _article(root, md, scope, post_id, url, page)
+    page.teasers = _teasers(feed_blocks, url, page.drift)
+    return page
+
+
+def _root(doc: Any) -> HtmlElement:
+    if isinstance(doc, HtmlElement):
+        return doc
+    root = getattr(doc, "root", None)
+    if isinstance(root, HtmlElement):
+        return root
+    from parsel import Selector
+
+    if isinstance(doc, bytes):
+        doc = doc.decode("utf-8", "replace")
+    return Selector(text=doc, type="html").root
+
+
+# -- the main post ---------------------------------------------------------------------------
+
+
+def _main_scope(
+    root: HtmlElement, md: Metadata, post_blocks: list[HtmlElement], drift: list[str]
+) -> tuple[list[HtmlElement], str | None]:
+    """The elements that render the page's own post (head block + body block, merged)."""
+    post_id = None
+    for block in post_blocks:
+        for post in POSTS(block):
+            post_id = post.get("elid") or _class_post_id(post)
+            if post_id:
+                break
+        if post_id:
+            break
+    if post_blocks:
+        scope: list[HtmlElement] = []
+        for block in post_blocks:
+            posts = POSTS(block)
+            if not posts:
+                scope.append(block)
+            scope.extend(
+                p
+                for p in posts
+                if post_id is None or (p.get("elid") or _class_post_id(p)) == post_id
+            )
+        if post_id is None:
+            post_id = _bootstrap_post_id(root)
+            if post_id:
+                drift.append("post_id")
+        return scope, post_id
+
+    # No current_post block: a template change, or a page without a post (a listing).
+    post_id = _bootstrap_post_id(root)
+    if post_id:
+        posts = [p for p in POST_BY_ELID(root, elid=post_id) if IN_BLOCK(p) != ["current_page"]]
+        if posts:
+            drift.append("post_block")
+            return posts, post_id
+    return [], None
+
+
+def _class_post_id(el: HtmlElement) -> str | None:
+    m = POST_CLASS.search(el.get("class") or "")
+    return m.group(1) if m else None
+
+
+def _bootstrap_post_id(root: HtmlElement) -> str | None:
+    for script in BOOTSTRAP(root):
+        m = BOOTSTRAP_POST_ID.search(script)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _first(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any:
+    for el in scope:
+        found = xpath(el)
+        if found:
+            return found[0]
+    return None
+
+
+def _all(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> list[Any]:
+    return [x for el in scope for x in xpath(el)]
+
+
+def _pick(field: str, drift: list[str], primary: Any, *fallbacks: Callable[[], Any]) -> Any:
+    """The primary value, else the first fallback that gives one (noted as drift)."""
+    if primary:
+        return primary
+    for fallback in fallbacks:
+        value = fallback()
+        if value:
+            drift.append(field)
+            return value
+    return primary
+
+
+def _article(
+    root: HtmlElement,
+    md: Metadata,
+    scope: list[HtmlElement],
+    post_id: str | None,
+    page_url: str,
+    page: ParsedPage,
+) -> Article:
+    drift = page.drift
+    ld = md.jsonld
+    url = _canonical_url(md, page_url, page.warnings)
+
+    headline_el = _first(scope, HEADLINE)
+    title = _pick(
+        "headline",
+        drift,
+        inline_text(headline_el) if headline_el is not None else "",
+        lambda: jsonld_text(ld, "headline"),
+        lambda: md.first("og:title", "twitter:title"),
+        lambda: _strip_site_name(md.title, md),
+    )
+    sub_el = _first(scope, SUBHEADLINE)
+    subtitle = _pick(
+        "subtitle",
+        drift,
+        inline_text(sub_el) if sub_el is not None else "",
+        lambda: jsonld_text(ld, "alternativeHeadline"),
+    )
+
+    kind, label_section = _label(scope)
+    category = next((c for el in scope for c in CATEGORY(el) if c.strip()), None)
+    section = _pick(
+        "section",
+        drift,
+        normalize_space(category),
+        lambda: label_section,
+        lambda: jsonld_text(ld, "articleSection"),
+        lambda: md.first("article:section"),
+        lambda: _body_class_section(root),
+    )
+    # A bare label that names a type ("Analysis") is not the section.
+    if kind is None and label_section and label_section.lower() in KNOWN_TYPES:
+        kind = label_section if section and section != label_section else None
+
+    authors = (
+        _pick(
+            "authors",
+            drift,
+            _dom_authors(_all(scope, AUTHOR), page_url),
+            lambda: [Author(n, _abs(u, page_url)) for n, u in jsonld_people(ld)],
+            lambda: _meta_authors(md),
+        )
+        or []
+    )
+
+    date_el = _first(scope, DATE)
+    published_raw = _pick(
+        "published_at",
+        drift,
+        md.first("article:published_time"),
+        lambda: jsonld_text(ld, "datePublished"),
+        lambda: inline_text(date_el) if date_el is not None else None,
+    )
+    mod_el = _first(scope, DATE_MODIFIED)
+    modified_raw = _pick(
+        "modified_at",
+        drift,
+        md.first("article:modified_time"),
+        lambda: jsonld_text(ld, "dateModified"),
+        lambda: inline_text(mod_el) if mod_el is not None else None,
+    )
+
+    body_el = _first(scope, BODY)
+    if body_el is None:
+        body_el = _first(scope, BODY_FALLBACK)
+        if body_el is not None:
+            drift.append("body")
+    body_html, body_text, images = _body(body_el, page_url) if body_el is not None else ("", "", [])
+
+    tags = (
+        _pick(
+            "tags",
+            drift,
+            _dom_tags(_all(scope, TAG_LINKS), page_url),
+            lambda: [Tag(t) for t in md.all("article:tag")],
+            lambda: [Tag(t) for t in jsonld_keywords(ld)],
+        )
+        or []
+    )
+
+    return Article(
+        url=url,
+        title=title or "",
+        post_id=post_id,
+        slug=_slug(url, post_id),
+        subtitle=subtitle or None,
+        type=kind,
+        section=section or None,
+        authors=authors,
+        tags=tags,
+        published_at=parse_date(published_raw),
+        published_at_raw=published_raw or None,
+        modified_at=parse_date(modified_raw),
+        modified_at_raw=modified_raw or None,
+        image=_lead_image(scope, md, page_url, drift),
+        images=images,
+        body_text=body_text,
+        body_html=body_html,
+        word_count=len(body_text.split()),
+        language=(root.get("lang") or md.first("og:locale") or "").split("-")[0].split("_")[0]
+        or None,
+    )
+
+
+def _canonical_url(md: Metadata, page_url: str, warnings: list[str]) -> str:
+    host = urlsplit(normalize_url(page_url)).netloc
+    for candidate in (md.canonical, md.first("og:url")):
+        if not candidate:
+            continue
+        url = normalize_url(candidate, base=page_url)
+        if urlsplit(url).netloc != host:
+            warnings.append("canonical_offsite")
+        elif not is_home(url):
+            return url
+    return normalize_url(page_url)
+
+
+def _strip_site_name(title: str | None, md: Metadata) -> str | None:
+    if not title:
+        return None
+    site = md.first("og:site_name") or "Responsible Statecraft"
+    for sep in (" - ", " | ", " — ", " – "):
+        suffix = f"{sep}{site}"
+        if title.endswith(suffix):
+            return title[: -len(suffix)].strip() or None
+    return title
+
+
+def _label(scope: list[HtmlElement]) -> tuple[str | None, str | None]:
+    """(type, section) from the "Type | Section" label above the body."""
+    texts = [t for t in (inline_text(a) for a in _all(scope, LABEL)) if t]
+    texts = list(dict.fromkeys(texts))  # head and body blocks may both print it
+    if len(texts) == 1 and "|" in texts[0]:
+        texts = [t.strip() for t in texts[0].split("|") if t.strip()]
+    if not texts:
+        return None, None
+    if len(texts) == 1:
+        return None, texts[0]
+    return texts[0], texts[-1]
+
+
+def _body_class_section(root: HtmlElement) -> str | None:
+    body = root.find("body")
+    classes = (body.get("class") or "") if body is not None else ""
+    for cls in classes.split():
+        if cls.startswith("section-") and len(cls) > 8:
+            return cls[8:].replace("-", " ").title()
+    return None
+
+
+def _dom_authors(elements: list[HtmlElement], base: str) -> list[Author]:
+    authors: dict[str, Author] = {}
+    for el in elements:
+        name = inline_text(el)
+        if not name or name in authors:
+            continue
+        link = AUTHOR_LINK(el)
+        authors[name] = Author(name, _abs(link[0], base) if link else None)
+    return list(authors.values())
+
+
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|&)\s*")
+
+
+def _meta_authors(md: Metadata) -> list[Author]:
+    for key in ("author", "cxenseparse:author", "article:author"):
+        names = [n for v in md.all(key) for n in _AUTHOR_SPLIT.split(v) if n.strip()]
+        if names and not all(n.startswith("http") for n in names):
+            return [Author(n.strip()) for n in dict.fromkeys(names) if not n.startswith("http")]
+    return []
+
+
+def _dom_tags(elements: list[HtmlElement], base: str) -> list[Tag]:
+    tags: dict[str, Tag] = {}
+    for el in elements:
+        name = inline_text(el)
+        if name and name not in tags:
+            tags[name] = Tag(name, _abs(el.get("href"), base))
+    return list(tags.values())
+
+
+def _abs(url: str | None, base: str) -> str | None:
+    if not url or not url.strip():
+        return None
+    return normalize_url(url, base=base)
+
+
+def _slug(url: str, post_id: str | None) -> str | None:
+    path = urlsplit(url).path.rstrip("/")
+    slug = path.rsplit("/", 1)[-1] if path else ""
+    if post_id and slug.endswith(f"-{post_id}"):
+        slug = slug[: -len(post_id) - 1]
+    return slug or None
+
+
+def _image_url(el: HtmlElement, base: str) -> str | None:
+    """The real URL of a lazily loaded RebelMouse image (``src`` may be a placeholder)."""
+    for attr in (
+        "data-runner-img-hd",
+        "data-runner-src",
+        "data-runner-img-md",
+        "data-runner-img-sd",
+        "data-src",
+        "src",
+    ):
+        value = (el.get(attr) or "").strip()
+        if value and not _PLACEHOLDER.search(value):
+            return urljoin(base, value)
+    img = el.find(".//img") if el.tag != "img" else None
+    return _image_url(img, base) if img is not None else None
+
+
+def _lead_image(
+    scope: list[HtmlElement], md: Metadata, base: str, drift: list[str]
+) -> Image | None:
+    dom = _first(scope, LEAD_IMAGE)
+    if dom is None:
+        dom = _first(scope, HERO_IMAGE)
+    url = _pick(
+        "image",
+        drift,
+        md.first("og:image", "og:image:url"),
+        lambda: _image_url(dom, base) if dom is not None else None,
+        lambda: jsonld_image(md.jsonld),
+    )
+    if not url:
+        return None
+    alt = None
+    if dom is not None:
+        alt = dom.get("aria-label") or dom.get("alt") or dom.get("title")
+        img = dom.find(".//img") if dom.tag != "img" else None
+        if not alt and img is not None:
+            alt = img.get("alt")
+    alt = normalize_space(alt or md.first("og:image:alt")) or None
+    caption = _first(scope, CAPTION)
+    credit = _first(scope, CREDIT)
+    return Image(
+        url=urljoin(base, url),
+        caption=inline_text(caption) if caption is not None else None,
+        credit=inline_text(credit) if credit is not None else None,
+        alt=alt,
+    )
+
+
+def _body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]]:
+    """(sanitised HTML, text, inline images) of the article body; the page's tree is untouched."""
+    body = copy.deepcopy(body_el)
+    body.tail = None
+    remove(BODY_CHROME(body))
+
+    images: list[Image] = []
+    holders: list[HtmlElement] = []
+    for img in INLINE_IMAGES(body):
+        src = _image_url(img, base)
+        if _is_pixel(img):
+            # Spacers and tracking pixels are not pictures of anything.
+            remove([img])
+            continue
+        if not src:
+            continue
+        img.set("src", src)
+        holder = _first([img], IMAGE_HOLDER)
+        caption = credit = None
+        if holder is not None:
+            cap, cred = _first([holder], IMAGE_CAPTION), _first([holder], IMAGE_CREDIT)
+            caption = inline_text(cap) if cap is not None else None
+            credit = inline_text(cred) if cred is not None else None
+            holders.append(holder)
+        images.append(
+            Image(
+                url=src,
+                caption=caption or None,
+                credit=credit or None,
+                alt=normalize_space(img.get("alt")) or None,
+            )
+        )
+    body.make_links_absolute(base, resolve_base_href=False)
+    html = sanitize_html(to_html(body))
+
+    # Captions and credits belong to their images, not to the text.
+    remove(holders)
+    text = block_text(body)
+    return html, text, images
+
+
+# -- the keep-reading feed ---------------------------------------------------------------------
+
+
+def _teasers(blocks: list[HtmlElement], page_url: str, drift: list[str]) -> list[Teaser]:
+    teasers: list[Teaser] = []
+    for block in blocks:
+        for post in POSTS(block):
+            teaser = _teaser(post, len(teasers), page_url, drift)
+            if teaser is not None:
+                teasers.append(teaser)
+    return teasers
+
+
+def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Teaser | None:
+    data_el = TEASER_DATA(post)
+    data = data_el[0].attrib if data_el else {}
+    head = TEASER_HEADLINE(post)
+    title = inline_text(head[0]) if head else ""
+    href = head[0].get("href") if head else None
+    if head and not href:
+        link = AUTHOR_LINK(head[0])
+        href = link[0] if link else None
+    if not title and data.get("data-headline"):
+        title = normalize_space(data["data-headline"])
+        _note(drift, "teaser_headline")
+    if not href and data.get("data-post-url"):
+        href = data["data-post-url"]
+        _note(drift, "teaser_url")
+    if not title or not href:
+        return None
+
+    category = CATEGORY(post)
+    section = normalize_space(category[0]) if category else ""
+    if not section:
+        label = _label([post])[1]
+        if label:
+            section = label
+            _note(drift, "teaser_section")
+
+    authors = _dom_authors(AUTHOR(post), base)
+    if not authors and data.get("data-authors"):
+        authors = [Author(n.strip()) for n in data["data-authors"].split(",") if n.strip()]
+        _note(drift, "teaser_authors")
+
+    date_el = DATE(post)
+    date_raw = inline_text(date_el[0]) if date_el else None
+
+    brief = TEASER_BRIEF(post)
+    if brief:
+        excerpt = "\n\n".join(t for t in (block_text(b) for b in brief) if t)
+    else:
+        body = _first([post], BODY)
+        excerpt = ""
+        if body is not None:
+            body = copy.deepcopy(body)
+            body.tail = None
+            remove(TEASER_HIDDEN(body))
+            remove(TEASER_TOGGLE(body))
+            excerpt = block_text(body)
+            if excerpt:
+                _note(drift, "teaser_excerpt")
+
+    hidden = TEASER_HIDDEN(post)
+    has_more = any(normalize_space("".join(h.itertext())) for h in hidden)
+
+    return Teaser(
+        position=position,
+        url=normalize_url(href, base=base),
+        title=title,
+        post_id=post.get("elid") or _class_post_id(post) or data.get("data-elid") or None,
+        section=section or None,
+        authors=authors,
+        # The hidden post data carries the exact time; the visible date only the day.
+        published_at=_timestamp(data.get("data-created-ts")) or parse_date(date_raw),
+        published_at_raw=date_raw or data.get("data-created-ts") or None,
+        image=_teaser_image(post, base),
+        excerpt=excerpt,
+        has_more=has_more,
+    )
+
+
+def _is_pixel(img: HtmlElement) -> bool:
+    return any((img.get(dim) or "").strip() in ("0", "1", "2") for dim in ("width", "height"))
+
+
+def _timestamp(value: str | None) -> str | None:
+    """ISO UTC text for a Unix timestamp attribute (``data-created-ts``)."""
+    if not value or not value.strip().isdigit():
+        return None
+    return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _teaser_image(post: HtmlElement, base: str) -> Image | None:
+    for el in TEASER_IMAGE(post):
+        url = _image_url(el, base)
+        if url:
+            cap = _first([post], IMAGE_CAPTION)
+            cred = _first([post], IMAGE_CREDIT)
+            return Image(
+                url=url,
+                caption=inline_text(cap) if cap is not None else None,
+                credit=inline_text(cred) if cred is not None else None,
+                alt=normalize_space(el.get("aria-label") or el.get("alt")) or None,
+            )
+    return None
+
+
+def _note(drift: list[str], name: str) -> None:
+    if name not in drift:
+        drift.append(name)

@@ -1,0 +1,1 @@
+"""The item pipeline: Page -> split -> clean -> store, one small class per step."""

@@ -1,0 +1,63 @@
+"""Scrapy settings for rsarchive: politeness, limits, pipeline order and the RSARCHIVE_* keys.
+
+Every RSARCHIVE_* key can also be set by an environment variable of the same name; ``-s KEY=VALUE``
+on the command line wins over both.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rsarchive import __version__
+
+BOT_NAME = "rsarchive"
+SPIDER_MODULES = ["rsarchive.spiders"]
+NEWSPIDER_MODULE = "rsarchive.spiders"
+
+# --- rsarchive ---------------------------------------------------------------------------------
+RSARCHIVE_DATABASE_URL = os.environ.get("RSARCHIVE_DATABASE_URL", "sqlite:///rsarchive.db")
+RSARCHIVE_SITE_URL = os.environ.get("RSARCHIVE_SITE_URL", "https://responsiblestatecraft.org")
+RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
+# Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).
+RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsarchive/rsarchive")
+
+# --- politeness --------------------------------------------------------------------------------
+USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"
+ROBOTSTXT_OBEY = True
+DOWNLOAD_DELAY = 1.0
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 2.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+# --- limits and safety -------------------------------------------------------------------------
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+REDIRECT_MAX_TIMES = 5
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+# --- components --------------------------------------------------------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
+    # so robots.txt, offsite filtering and the User-Agent still apply.
+    "rsarchive.demo.FixtureSiteMiddleware": 990,
+}
+ITEM_PIPELINES = {
+    "rsarchive.pipelines.split.SplitPipeline": 100,
+    "rsarchive.pipelines.clean.CleanPipeline": 200,
+    "rsarchive.pipelines.store.StorePipeline": 300,
+}
+
+# Feed exports (-o/-O) write a page's article and teasers, never the raw body or parsed tree.
+FEED_EXPORT_FIELDS = ["url", "requested_url", "status", "fetched_at", "article", "teasers"]
+FEED_EXPORT_ENCODING = "utf-8"
+
+LOG_FORMATTER = "rsarchive.pipelines.clean.PageLogFormatter"
+LOG_LEVEL = os.environ.get("RSARCHIVE_LOG_LEVEL", "INFO")

@@ -1,0 +1,84 @@
+"""URL normalisation and site membership: one definition shared by spiders, parser and archive."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from w3lib.url import safe_url_string, url_query_cleaner
+
+# Query parameters that identify a visitor or a campaign, never a page.
+TRACKING_PARAMS = (
+    "fbclid",
+    "gclid",
+    "dclid",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "ref",
+    "ref_src",
+    "rebelltitem",
+)
+_UTM = re.compile(r"(?:^|&)utm_[^=&]*(?:=[^&]*)?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_url(url: str, base: str | None = None) -> str:
+    """Return the archive's key for ``url``.
+
+    Lower-case scheme and host, no default port, no fragment, no tracking parameters
+    (``utm_*``, ``fbclid``, ...), no trailing slash (``/2021/05/19/slug/`` and
+    ``/2021/05/19/slug`` are the same post), an AMP copy (``/amp/<slug>``) folded into the
+    post itself. Relative URLs are resolved against ``base``.
+    """
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    url = safe_url_string(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    netloc = host
+    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{parts.port}"
+    path = parts.path or "/"
+    if path.startswith("/amp/"):
+        path = path[4:]
+    path = re.sub(r"/{2,}", "/", path)
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query = _UTM.sub("", parts.query).lstrip("&")
+    if query:
+        query = url_query_cleaner(
+            f"?{query}", TRACKING_PARAMS, remove=True, unique=False, keep_fragments=False
+        ).lstrip("?")
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def site_host(site_url: str) -> str:
+    """``host`` or ``host:port`` of the configured site, as ``normalize_url`` writes it."""
+    return urlsplit(normalize_url(site_url)).netloc
+
+
+def same_site(url: str, site_url: str) -> bool:
+    """True when ``url`` is on the configured site (``www.`` and scheme do not matter)."""
+    a = urlsplit(normalize_url(url)).netloc.removeprefix("www.")
+    b = site_host(site_url).removeprefix("www.")
+    return bool(a) and a == b
+
+
+def is_home(url: str) -> bool:
+    """True for the site's home page (a canonical pointing there is a template default)."""
+    parts = urlsplit(normalize_url(url))
+    return parts.path in ("", "/") and not parts.query
+
+
+def rebase_url(url: str, site_url: str) -> str:
+    """Move ``url`` onto the configured site's origin (keeping path and query).
+
+    Used when a mirror or test server stands in for the real site: links in its pages still name
+    the real host.
+    """
+    src = urlsplit(url)
+    dst = urlsplit(site_url)
+    return urlunsplit((dst.scheme, dst.netloc, src.path or "/", src.query, ""))

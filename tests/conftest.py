@@ -1,0 +1,117 @@
+"""Shared test set-up: the fixture site served over real HTTP on 127.0.0.1, and real crawls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from rsarchive.demo import FixtureSite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SiteServer:
+    """The fixture site on a loopback port; ``overrides`` replace answers per path."""
+
+    site: FixtureSite
+    url: str = ""
+    requests: list[str] = field(default_factory=list)
+    overrides: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+
+    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append(path)
+        if path in self.overrides:
+            return self.overrides[path]
+        return self.site.respond(path, origin=self.url)
+
+    def page_url(self, case: str) -> str:
+        page = next(p for p in self.site.pages.values() if p.name == case)
+        return page.url.replace("https://responsiblestatecraft.org", self.url)
+
+
+@pytest.fixture(scope="session")
+def fixture_site() -> FixtureSite:
+    return FixtureSite(ROOT / "fixtures")
+
+
+@pytest.fixture
+def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    server_state = SiteServer(fixture_site)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, headers, body = server_state.answer(self.path)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server_state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    log: str
+    db: Path
+
+    def rows(self, sql: str, *params: object) -> list[tuple]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def scrapy_crawl(
+    spider: str,
+    db: Path,
+    site_url: str,
+    *args: str,
+    settings: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> CrawlResult:
+    """Run `scrapy crawl` as a user would, in its own process, against a loopback site."""
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider, *args]
+    opts = {
+        "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
+        "RSARCHIVE_SITE_URL": site_url,
+        "DOWNLOAD_DELAY": "0",
+        "AUTOTHROTTLE_ENABLED": "0",
+        "RETRY_TIMES": "0",
+        **(settings or {}),
+    }
+    for key, value in opts.items():
+        cmd += ["-s", f"{key}={value}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    env["PYTHONWARNINGS"] = "error::scrapy.exceptions.ScrapyDeprecationWarning"
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    return CrawlResult(proc.returncode, proc.stderr + proc.stdout, db)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

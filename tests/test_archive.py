@@ -1,0 +1,640 @@
+"""The archive database: what one stored page leaves behind, and what a re-fetch may change."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from rsarchive.archive import Archive, content_hash, create_schema, make_engine, utc_now_iso
+from rsarchive.archive import store as store_module
+from rsarchive.archive.models import metadata
+from rsarchive.items import Article, Author, Image, Page, Tag, Teaser
+
+SITE = "https://responsiblestatecraft.org"
+FTS_SHADOW_TABLES = ("articles_fts_data", "articles_fts_idx", "articles_fts_docsize")
+
+
+# -- builders -------------------------------------------------------------------------------
+
+
+def make_article(slug: str = "iran-deal", **overrides: Any) -> Article:
+    fields: dict[str, Any] = {
+        "url": f"{SITE}/2021/05/19/{slug}",
+        "title": f"Title of {slug}",
+        "post_id": f"post-{slug}",
+        "slug": slug,
+        "subtitle": "A subtitle",
+        "type": "Analysis",
+        "section": "Middle East",
+        "authors": [Author("Ann Writer", f"{SITE}/u/ann"), Author("Bob Scribe")],
+        "tags": [Tag("Iran", f"{SITE}/tag/iran"), Tag("Diplomacy")],
+        "published_at": "2021-05-19T14:03:00Z",
+        "published_at_raw": "May 19, 2021",
+        "image": Image("https://assets.example/lead.jpg", "Lead caption", "Photo: AP", "alt"),
+        "images": [Image("https://assets.example/inline.jpg", "Inline caption")],
+        "body_text": "The negotiators met in Vienna. Sanctions relief was discussed.",
+        "body_html": "<p>The negotiators met in Vienna.</p><p>Sanctions relief was discussed.</p>",
+        "word_count": 10,
+        "language": "en",
+    }
+    fields.update(overrides)
+    return Article(**fields)
+
+
+def make_teaser(slug: str, position: int = 0, **overrides: Any) -> Teaser:
+    fields: dict[str, Any] = {
+        "position": position,
+        "url": f"{SITE}/2021/05/18/{slug}",
+        "title": f"Teaser {slug}",
+        "post_id": f"post-{slug}",
+        "section": "Asia",
+        "authors": [Author("Cy Teaser")],
+        "published_at": "2021-05-18T10:00:00Z",
+        "image": Image("https://assets.example/t.jpg", "Teaser caption"),
+        "excerpt": "Visible text",
+        "has_more": True,
+    }
+    fields.update(overrides)
+    return Teaser(**fields)
+
+
+def make_page(
+    article: Article | None = None,
+    teasers: list[Teaser] | None = None,
+    *,
+    url: str | None = None,
+    body: bytes | None = None,
+) -> Page:
+    if url is None:
+        url = article.url + "/?utm_source=x" if article else f"{SITE}/tag/iran"
+    return Page(
+        url=url,
+        status=200,
+        fetched_at="2021-06-01T08:00:00Z",
+        requested_url=url,
+        content_type="text/html; charset=utf-8",
+        headers={"Content-Type": "text/html; charset=utf-8", "Server": "rebelmouse"},
+        body=body if body is not None else b"<html>" + url.encode() + b"</html>" * 500,
+        article=article,
+        teasers=teasers if teasers is not None else [],
+    )
+
+
+@pytest.fixture
+def archive(tmp_path: Path):
+    with Archive(f"sqlite:///{tmp_path}/db/archive.sqlite") as archive:
+        yield archive
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch):
+    """Controls the time the store writes: ``clock.set("...Z")``."""
+
+    class Clock:
+        now = "2021-06-01T08:00:00Z"
+
+        def set(self, value: str) -> None:
+            self.now = value
+
+    c = Clock()
+    monkeypatch.setattr(store_module, "utc_now_iso", lambda: c.now)
+    return c
+
+
+def rows(archive: Archive, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with archive.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def scalar(archive: Archive, sql: str, **params: Any) -> Any:
+    with archive.engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def dump(archive: Archive, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Every table (and the FTS index's shadow tables), ordered, minus the ``without`` columns."""
+    out = {}
+    with archive.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            cols = [c for c in table.c if c.name not in without]
+            out[table.name] = [
+                tuple(r)
+                for r in conn.execute(table.select().with_only_columns(*cols).order_by(table.c.id))
+            ]
+        for name in FTS_SHADOW_TABLES:
+            out[name] = [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY 1")]
+    return out
+
+
+def fts_ids(archive: Archive, query: str) -> list[int]:
+    with archive.engine.connect() as conn:
+        sql = "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? ORDER BY rowid"
+        return [r[0] for r in conn.exec_driver_sql(sql, (query,))]
+
+
+def fts_integrity_check(archive: Archive) -> None:
+    with archive.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)"
+        )
+
+
+# -- a new page -----------------------------------------------------------------------------
+
+
+def test_new_page_stores_article_lists_capture_teasers_and_first_revision(archive, clock):
+    article = make_article()
+    page = make_page(article, [make_teaser("one", 0), make_teaser("two", 1)])
+
+    result = archive.store_page(page, run_id=None)
+
+    assert result.article_status == "new"
+    assert result.capture_new is True
+    assert (result.teasers_new, result.teasers_seen) == (2, 2)
+    [row] = rows(archive, "SELECT * FROM articles")
+    assert row["id"] == result.article_id
+    assert row["url"] == article.url
+    assert row["title"] == article.title
+    assert row["image_url"] == "https://assets.example/lead.jpg"
+    assert row["image_credit"] == "Photo: AP"
+    assert row["content_hash"] == content_hash(article)
+    assert row["first_seen_at"] == row["last_seen_at"] == row["changed_at"] == clock.now
+    assert row["removed_at"] is None
+
+    authors = rows(
+        archive,
+        "SELECT au.name, au.url, aa.position FROM article_authors aa "
+        "JOIN authors au ON au.id = aa.author_id ORDER BY aa.position",
+    )
+    assert authors == [
+        {"name": "Ann Writer", "url": f"{SITE}/u/ann", "position": 0},
+        {"name": "Bob Scribe", "url": None, "position": 1},
+    ]
+    tags = rows(
+        archive,
+        "SELECT t.name, at.position FROM article_tags at JOIN tags t ON t.id = at.tag_id "
+        "ORDER BY at.position",
+    )
+    assert [t["name"] for t in tags] == ["Iran", "Diplomacy"]
+    images = rows(archive, "SELECT position, url, caption FROM article_images")
+    assert images == [
+        {"position": 0, "url": "https://assets.example/inline.jpg", "caption": "Inline caption"}
+    ]
+
+    teasers = rows(archive, "SELECT * FROM teasers ORDER BY position")
+    assert [t["url"] for t in teasers] == [f"{SITE}/2021/05/18/one", f"{SITE}/2021/05/18/two"]
+    first = teasers[0]
+    assert first["page_url"] == article.url
+    assert first["page_article_id"] == result.article_id
+    assert first["article_id"] is None
+    assert first["authors"] == "Cy Teaser"
+    assert first["has_more"] == 1
+    assert first["image_caption"] == "Teaser caption"
+    assert first["first_seen_at"] == first["last_seen_at"] == clock.now
+
+    [capture] = rows(archive, "SELECT * FROM captures")
+    assert capture["id"] == result.capture_id
+    assert capture["url"] == article.url  # normalised: no tracking parameter, no slash
+    assert capture["final_url"] == page.url
+    assert capture["size"] == len(page.body)
+    assert capture["compression"] == "zstd"
+    assert '"Server": "rebelmouse"' in capture["headers"]
+
+    [revision] = rows(archive, "SELECT * FROM revisions")
+    assert revision["article_id"] == result.article_id
+    assert revision["content_hash"] == row["content_hash"]
+    assert revision["capture_id"] == result.capture_id
+    assert revision["captured_at"] == page.fetched_at
+    assert revision["authors"] == "Ann Writer, Bob Scribe"
+
+
+def test_restoring_the_same_page_changes_nothing_but_last_seen_at(archive, clock):
+    page = make_page(make_article(), [make_teaser("one", 0), make_teaser("two", 1)])
+    archive.store_page(page, run_id=None)
+    before = dump(archive, without=("last_seen_at",))
+
+    clock.set("2021-07-01T09:30:00Z")
+    result = archive.store_page(page, run_id=None)
+
+    assert result.article_status == "unchanged"
+    assert result.capture_new is False
+    assert (result.teasers_new, result.teasers_seen) == (0, 2)
+    assert dump(archive, without=("last_seen_at",)) == before  # FTS shadow tables included
+    assert scalar(archive, "SELECT last_seen_at FROM articles") == "2021-07-01T09:30:00Z"
+    assert {r["last_seen_at"] for r in rows(archive, "SELECT last_seen_at FROM teasers")} == {
+        "2021-07-01T09:30:00Z"
+    }
+    assert scalar(archive, "SELECT count(*) FROM captures") == 1
+    assert scalar(archive, "SELECT count(*) FROM revisions") == 1
+
+
+def test_changed_body_updates_the_article_and_adds_a_revision(archive, clock):
+    archive.store_page(make_page(make_article()), run_id=None)
+    clock.set("2021-07-01T09:30:00Z")
+    edited = make_article(body_text="The negotiators left Vienna without a deal.")
+
+    result = archive.store_page(make_page(edited, body=b"<html>edited</html>"), run_id=None)
+
+    assert result.article_status == "changed"
+    assert result.capture_new is True
+    [row] = rows(archive, "SELECT * FROM articles")
+    assert row["body_text"] == edited.body_text
+    assert row["changed_at"] == "2021-07-01T09:30:00Z"
+    assert row["first_seen_at"] == "2021-06-01T08:00:00Z"
+    assert row["content_hash"] == content_hash(edited)
+    revisions = rows(archive, "SELECT * FROM revisions ORDER BY id")
+    assert len(revisions) == 2
+    assert revisions[1]["body_text"] == edited.body_text
+    assert revisions[1]["capture_id"] == result.capture_id
+    assert revisions[0]["capture_id"] != revisions[1]["capture_id"]
+
+
+def test_metadata_change_updates_the_row_and_link_rows_without_a_revision(archive, clock):
+    archive.store_page(make_page(make_article()), run_id=None)
+    clock.set("2021-07-01T09:30:00Z")
+    retagged = make_article(
+        section="Europe",
+        tags=[Tag("Diplomacy"), Tag("Europe")],
+        images=[
+            Image("https://assets.example/new.jpg"),
+            Image("https://assets.example/inline.jpg"),
+        ],
+    )
+    authors_before = rows(archive, "SELECT * FROM article_authors ORDER BY id")
+
+    result = archive.store_page(make_page(retagged), run_id=None)
+
+    assert result.article_status == "updated"
+    row = rows(archive, "SELECT section, changed_at FROM articles")[0]
+    assert row == {"section": "Europe", "changed_at": "2021-06-01T08:00:00Z"}
+    tags = rows(
+        archive,
+        "SELECT t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id ORDER BY at.position",
+    )
+    assert [t["name"] for t in tags] == ["Diplomacy", "Europe"]
+    assert scalar(archive, "SELECT count(*) FROM revisions") == 1
+    assert scalar(archive, "SELECT count(*) FROM tags") == 3  # "Iran" stays a known tag
+    images = rows(archive, "SELECT url FROM article_images ORDER BY position")
+    assert [i["url"] for i in images] == [
+        "https://assets.example/new.jpg",
+        "https://assets.example/inline.jpg",
+    ]
+    assert rows(archive, "SELECT * FROM article_authors ORDER BY id") == authors_before
+
+
+def test_author_url_is_filled_once_learnt_and_links_are_kept(archive):
+    archive.store_page(make_page(make_article()), run_id=None)
+    links_before = rows(archive, "SELECT * FROM article_authors ORDER BY id")
+    learnt = make_article(
+        authors=[Author("Ann Writer", f"{SITE}/u/ann"), Author("Bob Scribe", f"{SITE}/u/bob")]
+    )
+
+    result = archive.store_page(make_page(learnt), run_id=None)
+
+    assert result.article_status == "updated"  # same names: same content, no revision
+    assert scalar(archive, "SELECT url FROM authors WHERE name = 'Bob Scribe'") == f"{SITE}/u/bob"
+    assert rows(archive, "SELECT * FROM article_authors ORDER BY id") == links_before
+    assert scalar(archive, "SELECT count(*) FROM revisions") == 1
+
+
+def test_an_author_listed_twice_is_linked_once(archive):
+    twice = make_article(authors=[Author("Ann Writer"), Author("Ann Writer"), Author("Bob")])
+    archive.store_page(make_page(twice), run_id=None)
+    assert scalar(archive, "SELECT count(*) FROM article_authors") == 2
+
+
+# -- teasers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("match", ["url", "post_id"])
+def test_a_teaser_stored_before_its_article_is_linked_when_the_article_arrives(archive, match):
+    target = make_article("target")
+    teaser = make_teaser("target", url=target.url if match == "url" else f"{SITE}/other/url")
+    teaser.post_id = target.post_id if match == "post_id" else None
+    archive.store_page(make_page(make_article("host"), [teaser]), run_id=None)
+    assert scalar(archive, "SELECT article_id FROM teasers") is None
+
+    result = archive.store_page(make_page(target), run_id=None)
+
+    assert scalar(archive, "SELECT article_id FROM teasers") == result.article_id
+
+
+@pytest.mark.parametrize("match", ["url", "post_id"])
+def test_a_teaser_of_an_archived_article_is_linked_at_once(archive, match):
+    target = make_article("target")
+    stored = archive.store_page(make_page(target), run_id=None)
+    teaser = make_teaser("target", url=target.url if match == "url" else f"{SITE}/other/url")
+    teaser.post_id = target.post_id if match == "post_id" else "post-unrelated"
+
+    archive.store_page(make_page(make_article("host"), [teaser]), run_id=None)
+
+    assert scalar(archive, "SELECT article_id FROM teasers") == stored.article_id
+
+
+def test_a_teaser_url_shown_twice_on_a_page_keeps_its_first_place(archive):
+    teasers = [
+        make_teaser("one", 0, title="First"),
+        make_teaser("two", 1),
+        make_teaser("one", 2, title="Repeat"),
+    ]
+
+    result = archive.store_page(make_page(make_article(), teasers), run_id=None)
+
+    assert (result.teasers_new, result.teasers_seen) == (2, 2)
+    rows_ = rows(archive, "SELECT url, position, title FROM teasers ORDER BY position")
+    assert [(r["position"], r["title"]) for r in rows_] == [(0, "First"), (1, "Teaser two")]
+
+
+def test_a_resighted_teaser_keeps_first_seen_and_takes_new_details(archive, clock):
+    archive.store_page(make_page(make_article(), [make_teaser("one", 0)]), run_id=None)
+    clock.set("2021-07-01T09:30:00Z")
+    moved = [make_teaser("new", 0), make_teaser("one", 1, title="Retitled")]
+
+    result = archive.store_page(make_page(make_article(), moved), run_id=None)
+
+    assert (result.teasers_new, result.teasers_seen) == (1, 2)
+    old = rows(archive, "SELECT * FROM teasers WHERE url = :u", u=f"{SITE}/2021/05/18/one")[0]
+    assert (old["position"], old["title"]) == (1, "Retitled")
+    assert old["first_seen_at"] == "2021-06-01T08:00:00Z"
+    assert old["last_seen_at"] == "2021-07-01T09:30:00Z"
+
+
+def test_a_page_without_an_article_keeps_its_teasers_under_its_own_url(archive):
+    page = make_page(None, [make_teaser("one")], url=f"{SITE}/tag/iran/?utm_medium=rss")
+
+    result = archive.store_page(page, run_id=None)
+
+    assert result.article_id is None
+    assert result.article_status is None
+    [teaser] = rows(archive, "SELECT page_url, page_article_id FROM teasers")
+    assert teaser == {"page_url": f"{SITE}/tag/iran", "page_article_id": None}
+    assert scalar(archive, "SELECT count(*) FROM articles") == 0
+
+
+# -- full-text search -----------------------------------------------------------------------
+
+
+def test_fts_finds_an_article_by_a_body_word_and_follows_updates(archive):
+    stored = archive.store_page(make_page(make_article()), run_id=None)
+    assert fts_ids(archive, "vienna") == [stored.article_id]
+
+    archive.store_page(make_page(make_article(body_text="Talks resumed in Doha.")), run_id=None)
+
+    assert fts_ids(archive, "vienna") == []
+    assert fts_ids(archive, "doha") == [stored.article_id]
+    assert fts_ids(archive, "subtitle") == [stored.article_id]
+    fts_integrity_check(archive)
+
+
+def test_fts_folds_diacritics(archive):
+    stored = archive.store_page(make_page(make_article(body_text="Visit to Tōkyō and Genève")))
+    assert fts_ids(archive, "geneve") == [stored.article_id]
+
+
+def test_create_schema_is_idempotent_and_fills_a_missing_fts_index(archive):
+    archive.store_page(make_page(make_article()), run_id=None)
+    with archive.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE articles_fts")
+
+    create_schema(archive.engine)
+    create_schema(archive.engine)
+
+    assert len(fts_ids(archive, "vienna")) == 1
+    fts_integrity_check(archive)
+
+
+# -- all or nothing -------------------------------------------------------------------------
+
+
+def test_a_failure_in_the_middle_of_store_page_leaves_nothing_of_that_page(archive, monkeypatch):
+    def broken_teaser_insert(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(archive, "_store_teasers", broken_teaser_insert)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        archive.store_page(make_page(make_article(), [make_teaser("one")]), run_id=None)
+
+    for table in ("articles", "captures", "teasers", "revisions", "authors", "article_tags"):
+        assert scalar(archive, f"SELECT count(*) FROM {table}") == 0, table
+    assert fts_ids(archive, "vienna") == []
+    assert scalar(archive, "PRAGMA integrity_check") == "ok"
+
+    monkeypatch.undo()
+    result = archive.store_page(make_page(make_article(), [make_teaser("one")]), run_id=None)
+    assert result.article_status == "new"
+
+
+def test_database_passes_integrity_checks_after_a_run_of_pages(archive):
+    for i in range(20):
+        article = make_article(f"a{i}", body_text=f"Body number {i} about Vienna.")
+        teasers = [make_teaser(f"a{j}", k) for k, j in enumerate((i + 1, i + 2, i - 1))]
+        archive.store_page(make_page(article, teasers), run_id=None)
+        archive.store_page(make_page(make_article(f"a{i}", title=f"Edited {i}")), run_id=None)
+
+    assert scalar(archive, "PRAGMA integrity_check") == "ok"
+    assert rows(archive, "PRAGMA foreign_key_check") == []
+    fts_integrity_check(archive)
+    # Every teaser whose target is archived (teasers name it by post_id here) points at it.
+    unlinked = rows(
+        archive,
+        "SELECT t.id FROM teasers t JOIN articles a ON a.post_id = t.post_id "
+        "WHERE t.article_id IS NOT a.id",
+    )
+    assert unlinked == []
+    assert scalar(archive, "SELECT count(*) FROM teasers WHERE article_id IS NOT NULL") == 56
+
+
+# -- removal, captures, runs, queries -------------------------------------------------------
+
+
+def test_mark_removed_keeps_the_content_and_a_refetch_clears_it(archive, clock):
+    article = make_article()
+    archive.store_page(make_page(article), run_id=None)
+    clock.set("2021-08-01T00:00:00Z")
+
+    assert archive.mark_removed(article.url + "/", 410) is True
+    assert archive.mark_removed(article.url, 404) is False  # already marked
+    assert archive.mark_removed(article.url, 500) is False
+    assert archive.mark_removed(f"{SITE}/never/archived", 404) is False
+
+    row = rows(archive, "SELECT removed_at, body_text, title FROM articles")[0]
+    assert row == {
+        "removed_at": "2021-08-01T00:00:00Z",
+        "body_text": article.body_text,
+        "title": article.title,
+    }
+    assert scalar(archive, "SELECT count(*) FROM revisions") == 1
+
+    result = archive.store_page(make_page(article), run_id=None)
+    assert result.article_status == "updated"
+    assert scalar(archive, "SELECT removed_at FROM articles") is None
+
+
+def test_capture_body_round_trips_and_identical_bodies_are_stored_once(archive):
+    body = "<html>Ünïcode ".encode() + bytes(range(256)) * 200
+    first = archive.store_page(make_page(make_article(), body=body), run_id=None)
+    again = archive.store_page(make_page(make_article(), body=body), run_id=None)
+    other = archive.store_page(make_page(make_article(), body=body + b"!"), run_id=None)
+
+    assert archive.read_capture_body(first.capture_id) == body
+    assert (again.capture_new, again.capture_id) == (False, first.capture_id)
+    assert other.capture_new is True
+    assert archive.read_capture_body(other.capture_id) == body + b"!"
+    stored = rows(
+        archive,
+        "SELECT sha256, size, length(body) AS n FROM captures WHERE id = :i",
+        i=first.capture_id,
+    )[0]
+    assert stored["size"] == len(body)
+    assert stored["n"] < len(body)
+    with pytest.raises(KeyError):
+        archive.read_capture_body(999)
+
+
+def test_captures_fall_back_to_zlib_without_zstandard(archive, monkeypatch):
+    monkeypatch.setattr(store_module, "zstandard", None)
+    body = b"<html>" + b"zlib " * 1000
+    result = archive.store_page(make_page(make_article(), body=body), run_id=None)
+    assert scalar(archive, "SELECT compression FROM captures") == "zlib"
+    assert archive.read_capture_body(result.capture_id) == body
+
+
+def test_runs_are_recorded_with_serialisable_stats(archive):
+    from datetime import UTC, datetime
+
+    run_id = archive.start_run("article", {"url": f"{SITE}/x", "feed_pages": 2})
+    archive.store_page(make_page(make_article()), run_id=run_id)
+    archive.finish_run(
+        run_id,
+        status="finished",
+        finish_reason="finished",
+        stats={"start_time": datetime(2021, 6, 1, 8, 0, tzinfo=UTC), "item_scraped_count": 1},
+        exit_code=0,
+    )
+
+    run = rows(archive, "SELECT * FROM crawl_runs")[0]
+    assert run["status"] == "finished"
+    assert run["exit_code"] == 0
+    assert '"start_time": "2021-06-01T08:00:00Z"' in run["stats"]
+    assert '"feed_pages": 2' in run["args"]
+    assert run["started_at"] <= run["finished_at"]
+    assert scalar(archive, "SELECT run_id FROM captures") == run_id
+    with pytest.raises(ValueError):
+        archive.finish_run(run_id, status="exploded", finish_reason=None, stats={})
+
+
+def test_known_urls_answers_for_archived_articles_in_chunks(archive):
+    archive.store_page(make_page(make_article("a")), run_id=None)
+    archive.store_page(make_page(make_article("b")), run_id=None)
+    asked = [f"{SITE}/2021/05/19/{i}" for i in range(1200)] + [make_article("b").url]
+
+    assert archive.known_urls(asked) == {make_article("b").url}
+    assert archive.known_urls([]) == set()
+
+
+def test_list_articles_is_newest_first_with_authors_in_order_and_teaser_counts(archive):
+    archive.store_page(make_page(make_article("old", published_at="2020-01-01T00:00:00Z")))
+    archive.store_page(
+        make_page(
+            make_article("new", published_at="2022-01-01T00:00:00Z"),
+            [make_teaser("x", 0), make_teaser("y", 1)],
+        )
+    )
+    archive.store_page(make_page(make_article("undated", published_at=None)))
+
+    listed = archive.list_articles(limit=10)
+
+    assert [a["url"].rsplit("/", 1)[1] for a in listed] == ["new", "old", "undated"]
+    assert listed[0]["authors"] == "Ann Writer, Bob Scribe"
+    assert listed[0]["teaser_count"] == 2
+    assert listed[1]["teaser_count"] == 0
+    assert {"title", "url", "section", "type", "published_at"} <= listed[0].keys()
+    assert len(archive.list_articles(limit=1)) == 1
+    assert archive.count_teasers() == 2
+
+
+# -- engine ---------------------------------------------------------------------------------
+
+
+def test_sqlite_connections_get_wal_foreign_keys_and_a_busy_timeout(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/new/dir/x.sqlite")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    engine.dispose()
+
+
+def test_a_writer_holds_the_write_lock_from_begin_and_readers_are_not_blocked(archive, tmp_path):
+    archive.store_page(make_page(make_article()), run_id=None)
+    path = archive.engine.url.database
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        # BEGIN IMMEDIATE takes the lock at once, before any write is issued.
+        with archive.engine.begin(), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert archive.known_urls([make_article().url]) == {make_article().url}
+        assert archive.list_articles()
+        assert time.monotonic() - started < 5
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_content_hash_ignores_whitespace_but_not_authors():
+    article = make_article()
+    reflowed = make_article(
+        body_text="  The negotiators met in\nVienna.   Sanctions relief was discussed."
+    )
+    assert content_hash(article) == content_hash(reflowed)
+    assert content_hash(article) != content_hash(make_article(authors=[Author("Ann Writer")]))
+    assert content_hash(article) != content_hash(make_article(subtitle="Other"))
+
+
+def test_utc_now_iso_is_seconds_precision_utc():
+    now = utc_now_iso()
+    assert len(now) == 20
+    assert now.endswith("Z")
+    assert now[10] == "T"
+
+
+def test_schema_and_write_statements_compile_for_postgresql():
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+    from sqlalchemy.sql import ClauseElement
+
+    dialect = postgresql.dialect()
+    for table in metadata.sorted_tables:
+        assert "CREATE TABLE" in str(CreateTable(table).compile(dialect=dialect))
+        for index in table.indexes:
+            str(CreateIndex(index).compile(dialect=dialect))
+    archive = Archive.__new__(Archive)
+    archive._build_statements("postgresql")
+    statements = [
+        value
+        for value in vars(archive).values()
+        for value in (value.values() if isinstance(value, dict) else [value])
+        if isinstance(value, ClauseElement)
+    ]
+    assert len(statements) > 10
+    for statement in statements:
+        sql = str(statement.compile(dialect=dialect))
+        assert "?" not in sql
+    upsert = str(archive._upsert_teasers.compile(dialect=dialect))
+    assert "ON CONFLICT (page_url, url) DO UPDATE" in upsert
+    assert "first_seen_at = excluded.first_seen_at" not in upsert
+
+
+def test_an_in_memory_archive_works():
+    with Archive("sqlite://") as archive:
+        result = archive.store_page(make_page(make_article(), [make_teaser("one")]))
+        assert result.article_status == "new"
+        assert archive.list_articles()[0]["teaser_count"] == 1

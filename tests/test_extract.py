@@ -1,0 +1,280 @@
+"""The RebelMouse parser on real-shaped pages: golden files, seed text, fallbacks, sanitising."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from rsarchive.extract import parse_page
+from rsarchive.extract.text import html_text, sanitize_html
+from rsarchive.urls import normalize_url
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CASES = sorted(p.parent.name for p in FIXTURES.glob("*/meta.json"))
+sys.path.insert(0, str(FIXTURES))
+from regen import expected_for  # noqa: E402
+
+
+def meta(case: str) -> dict:
+    return json.loads((FIXTURES / case / "meta.json").read_text(encoding="utf-8"))
+
+
+def parsed(case: str) -> dict:
+    return expected_for(FIXTURES / case)
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\u00a0", " ")).strip()
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_output_is_unchanged(case: str) -> None:
+    """Every field of every case, exactly; regenerate with fixtures/regen.py after review."""
+    expected = json.loads((FIXTURES / case / "expected.json").read_text(encoding="utf-8"))
+    assert parsed(case) == expected
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_the_fixture_authors_checklist(case: str) -> None:
+    """The hand-written `expect` notes of each fixture, independent of the golden files."""
+    x = meta(case)["expect"]
+    got = parsed(case)
+    article = got["article"]
+    if x.get("article", "absent") is None:
+        assert article is None
+    if "teaser_titles" in x:
+        assert [t["title"] for t in got["teasers"]] == x["teaser_titles"]
+    for teaser, want in zip(got["teasers"], x.get("teasers", []), strict=False):
+        assert teaser["position"] == want["position"]
+        for key in ("post_id", "title", "section", "published_at", "has_more"):
+            if key in want:
+                assert teaser[key] == want[key], (teaser["position"], key)
+        assert teaser["url"] == normalize_url(want["url"])
+        if "authors" in want:
+            assert [a["name"] for a in teaser["authors"]] == want["authors"]
+        if "image_caption" in want:
+            assert (teaser["image"] or {}).get("caption") == want["image_caption"]
+        assert teaser["excerpt"].startswith(want.get("excerpt_starts_with", ""))
+        assert teaser["excerpt"].endswith(want.get("excerpt_ends_with", ""))
+        for chrome in ("keep reading", "Show less", "Continue Reading"):
+            assert chrome not in teaser["excerpt"]
+    if article is None:
+        return
+    if "title" in x:
+        assert (article["title"] or None) == x["title"]
+    for key in ("subtitle", "type", "section", "post_id", "published_at", "modified_at"):
+        if key in x:
+            assert article[key] == x[key], key
+    if "canonical_url" in x:
+        assert article["url"] == normalize_url(x["canonical_url"])
+    if "authors" in x:
+        assert [a["name"] for a in article["authors"]] == x["authors"]
+    if "author_urls" in x:
+        assert [a["url"] for a in article["authors"]] == [
+            normalize_url(u) for u in x["author_urls"]
+        ]
+    if x.get("tags"):
+        assert [t["name"] for t in article["tags"]] == x["tags"]
+    if "image_caption" in x:
+        assert (article["image"] or {}).get("caption") == x["image_caption"]
+        assert (article["image"] or {}).get("credit") == x.get("image_credit")
+    if "inline_images" in x:
+        assert len(article["images"]) == x["inline_images"]
+    for text in x.get("body_must_contain", []):
+        assert text in article["body_text"]
+    for text in x.get("body_must_not_contain", []):
+        assert text not in article["body_text"]
+
+
+def test_seed_page_text_is_the_article_then_exactly_three_teasers() -> None:
+    """The seed page's reader-visible text: body verbatim, teasers' visible paragraphs verbatim."""
+    paras = [norm(p) for p in (FIXTURES / "seed" / "seed-page.txt").read_text().split("\n\n")]
+    paras = [p for p in paras if p]
+    got = parsed("seed")
+    body = [norm(p) for p in got["article"]["body_text"].split("\n\n")]
+    start = paras.index(body[0])
+    assert paras[start : start + len(body)] == body
+    assert body[0].startswith("Update 5/19 10 p.m. ET")
+    assert body[-1].endswith("completely unprofitable for both countries.")
+    assert [t["title"] for t in got["teasers"]] == [
+        "Israel-Hamas deal: Talking vs. bombing, works",
+        "US strikes in Iraq show risk of escalation to wider war",
+        "JFK: A man on the brink of revelation",
+    ]
+    for teaser in got["teasers"]:
+        excerpt = [norm(p) for p in teaser["excerpt"].split("\n\n")]
+        i = paras.index(excerpt[0])
+        assert paras[i : i + len(excerpt)] == excerpt
+        # What the reader sees next is the toggle: the excerpt is all the visible text.
+        assert paras[i + len(excerpt)].startswith("keep readingShow less")
+        assert teaser["has_more"] is True
+    # No teaser or chrome text leaks into the main article.
+    text = got["article"]["body_text"]
+    for leak in ("Israel-Hamas", "Follow us on social", "Latest", "keep reading", "Europe\n"):
+        assert leak not in text
+
+
+def test_poll_and_sidebar_posts_are_not_teasers() -> None:
+    got = parsed("polls-sidebar")
+    assert len(got["teasers"]) == 4
+    html = (FIXTURES / "polls-sidebar" / "page.html").read_text(encoding="utf-8")
+    all_posts = len(re.findall(r"<article[^>]+elid=", html))
+    assert all_posts > 1 + 4  # the page has more posts than the article and its feed
+
+
+def test_tag_listing_has_teasers_and_no_article() -> None:
+    got = parsed("tag-listing")
+    assert got["article"] is None
+    assert len(got["teasers"]) == 5
+    assert [t["position"] for t in got["teasers"]] == [0, 1, 2, 3, 4]
+
+
+def test_empty_feed_gives_an_article_and_no_teasers() -> None:
+    got = parsed("empty-feed")
+    assert got["article"]["title"]
+    assert got["teasers"] == []
+
+
+def test_fallbacks_are_reported_as_layout_drift() -> None:
+    got = parsed("drift-headline")
+    assert {"headline", "section"} <= set(got["drift"])
+    assert got["article"]["title"] == meta("drift-headline")["expect"]["title"]
+    assert parsed("seed")["drift"] == []
+
+
+def test_invalid_jsonld_falls_back_to_the_dom() -> None:
+    got = parsed("invalid-jsonld")
+    assert "jsonld_invalid" in got["warnings"]
+    assert got["article"]["authors"][0]["name"] == "Colin Brandt"
+    assert got["article"]["published_at"] == "2024-03-15T02:30:00Z"
+
+
+def test_page_without_headline_yields_an_empty_title_not_an_invented_one() -> None:
+    got = parsed("no-headline")
+    assert got["article"]["title"] == ""
+    assert len(got["teasers"]) == 1
+
+
+def test_wrong_charset_header_is_rescued_when_the_bytes_are_utf8() -> None:
+    m = meta("wrong-charset")
+    assert "iso-8859-1" in m["headers"]["Content-Type"]
+    got = parsed("wrong-charset")
+    assert got["article"]["title"] == m["expect"]["title"]
+    assert got["article"]["authors"][0]["name"] == "José Martí-Ruiz"
+
+
+def test_real_latin1_page_is_not_misread_as_utf8() -> None:
+    body = "<html><body><p>Caf\u00e9 \u00e0 Paris</p></body></html>".encode("latin-1")
+    assert "Café à Paris" in html_text(body, "text/html; charset=iso-8859-1")
+
+
+def test_truncated_page_keeps_what_arrived() -> None:
+    got = parsed("truncated")
+    assert got["article"]["title"]
+    assert got["article"]["body_text"]
+
+
+def test_inline_images_carry_caption_and_credit_outside_body_text() -> None:
+    article = parsed("inline-media")["article"]
+    want = meta("inline-media")["expect"]["inline_image_list"]
+    assert [
+        {"url": i["url"], "alt": i["alt"], "caption": i["caption"], "credit": i["credit"]}
+        for i in article["images"]
+    ] == want
+    for image in want:
+        assert image["caption"] not in article["body_text"]
+        assert image["credit"] not in article["body_text"]
+        assert image["caption"] in article["body_html"]  # the HTML keeps the figure whole
+    assert "A multiyear contract is a promise to keep buying" in article["body_text"]  # pull quote
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src="x" onerror="alert(1)">',
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="JaVaScRiPt:alert(1)">x</a>',
+    '<p onclick="alert(1)">x</p>',
+    '<iframe src="https://evil.example/"></iframe>',
+    '<object data="x.swf"><param name="a" value="b"></object>',
+    '<embed src="x.swf">',
+    '<svg onload="alert(1)"><script>alert(1)</script></svg>',
+    '<style>body{background:url("javascript:alert(1)")}</style>',
+    '<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>',
+    '<form action="https://evil.example/"><input name="q"></form>',
+    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+    "<scr<script>ipt>alert(1)</script>",
+]
+
+
+@pytest.mark.parametrize("markup", HOSTILE)
+def test_sanitiser_leaves_nothing_executable(markup: str) -> None:
+    clean = sanitize_html(f"<p>before</p>{markup}<p>after</p>").lower()
+    for bad in (
+        "<script",
+        "<iframe",
+        "<object",
+        "<embed",
+        "<svg",
+        "<style",
+        "<form",
+        "javascript:",
+        "onerror",
+        "onclick",
+        "onload",
+        "data:text/html",
+    ):
+        assert bad not in clean
+    assert "before" in clean and "after" in clean
+
+
+def test_hostile_markup_inside_a_real_body_is_removed() -> None:
+    html = parsed("inline-media")["article"]["body_html"].lower()
+    for bad in ("<script", "<iframe", "<object", "javascript:", "onerror", "onclick", "alert("):
+        assert bad not in html
+    assert '<a href="https://www.gao.gov/products/gao-24-106442"' in html
+
+
+def test_parser_accepts_text_bytes_and_selectors_alike() -> None:
+    from parsel import Selector
+
+    raw = (FIXTURES / "seed" / "page.html").read_bytes()
+    url = meta("seed")["url"]
+    a = asdict(parse_page(raw, url))
+    b = asdict(parse_page(raw.decode("utf-8"), url))
+    c = asdict(parse_page(Selector(text=raw.decode("utf-8")), url))
+    assert a == b == c
+
+
+def test_parser_does_not_modify_the_shared_tree() -> None:
+    from lxml import etree
+    from parsel import Selector
+
+    sel = Selector(text=(FIXTURES / "inline-media" / "page.html").read_text(encoding="utf-8"))
+    before = etree.tostring(sel.root)
+    parse_page(sel, meta("inline-media")["url"])
+    assert etree.tostring(sel.root) == before
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        "<html>",
+        "not html at all",
+        "<div class='posts-custom' data-source='current_post'><article elid='1'>",
+        "<div class='posts-custom' data-source='current_page'><article elid='2'><h2>",
+        "\x00\x01\x02",
+    ],
+)
+def test_broken_html_never_raises(html: str) -> None:
+    page = parse_page(html, "https://responsiblestatecraft.org/x/")
+    assert page.teasers == []
