@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `rsarchive ... | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -97,7 +100,7 @@ def run_crawl(spider: str, spider_args: dict[str, str], overrides: dict[str, Any
     settings = Settings()
     settings.setmodule("rsarchive.settings", priority="project")
     settings.setdict(overrides, priority="cmdline")
-    process = CrawlerProcess(settings, install_root_handler=True)
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **spider_args)
     process.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from w3lib.url import safe_url_string, url_query_cleaner
@@ -21,9 +22,18 @@ TRACKING_PARAMS = (
 )
 _UTM = re.compile(r"(?:^|&)utm_[^=&]*(?:=[^&]*)?", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# Already percent-encoded ASCII with nothing w3lib would change: skip safe_url_string.
+_SAFE = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 
 
 def normalize_url(url: str, base: str | None = None) -> str:
+    # Pages repeat the same author, tag and post links; the cache makes repeats free.
+    return _normalize(url.strip(), base)
+
+
+@lru_cache(maxsize=16384)
+def _normalize(url: str, base: str | None) -> str:
     """Return the archive's key for ``url``.
 
     Lower-case scheme and host, no default port, no fragment, no tracking parameters
@@ -31,10 +41,10 @@ def normalize_url(url: str, base: str | None = None) -> str:
     ``/2021/05/19/slug`` are the same post), an AMP copy (``/amp/<slug>``) folded into the
     post itself. Relative URLs are resolved against ``base``.
     """
-    url = url.strip()
-    if base:
+    if base and not _ABSOLUTE.match(url):
         url = urljoin(base, url)
-    url = safe_url_string(url)
+    if not _SAFE.match(url):
+        url = safe_url_string(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()

@@ -27,6 +27,7 @@ class SiteServer:
     site: FixtureSite
     url: str = ""
     requests: list[str] = field(default_factory=list)
+    user_agents: set[str] = field(default_factory=set)
     overrides: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -51,6 +52,7 @@ def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            server_state.user_agents.add(self.headers.get("User-Agent", ""))
             status, headers, body = server_state.answer(self.path)
             self.send_response(status)
             for key, value in headers.items():
@@ -74,6 +76,15 @@ def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
         thread.join(timeout=5)
 
 
+# `scrapy` itself, with ScrapyDeprecationWarning turned into an error (PYTHONWARNINGS cannot name
+# a category that lives in a third-party module).
+_SCRAPY_STRICT = (
+    "import sys, warnings; from scrapy.exceptions import ScrapyDeprecationWarning as W; "
+    "warnings.simplefilter('error', W); from scrapy.cmdline import execute; "
+    "sys.argv[0] = 'scrapy'; execute()"
+)
+
+
 @dataclass
 class CrawlResult:
     returncode: int
@@ -94,7 +105,7 @@ def scrapy_crawl(
     cwd: Path = ROOT,
 ) -> CrawlResult:
     """Run `scrapy crawl` as a user would, in its own process, against a loopback site."""
-    cmd = [sys.executable, "-m", "scrapy", "crawl", spider, *args]
+    cmd = [sys.executable, "-c", _SCRAPY_STRICT, "crawl", spider, *args]
     opts = {
         "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
         "RSARCHIVE_SITE_URL": site_url,
@@ -106,11 +117,12 @@ def scrapy_crawl(
     for key, value in opts.items():
         cmd += ["-s", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
-    env["PYTHONWARNINGS"] = "error::scrapy.exceptions.ScrapyDeprecationWarning"
     proc = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
-    return CrawlResult(proc.returncode, proc.stderr + proc.stdout, db)
+    log = proc.stderr + proc.stdout
+    assert "ScrapyDeprecationWarning" not in log, log
+    return CrawlResult(proc.returncode, log, db)
 
 
 def load_json(path: Path) -> dict:

@@ -9,15 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import parser as dateparser
-from lxml import etree
 from lxml.html import HtmlElement
 
-_META = etree.XPath("//meta[@content]")
-_LINK_CANONICAL = etree.XPath("//link[translate(@rel, 'CANONICAL', 'canonical')='canonical']/@href")
-_TITLE = etree.XPath("string(//title)")
-_JSONLD = etree.XPath(
-    "//script[translate(@type, 'APLICTONJS+D', 'aplictonjs+d')='application/ld+json']"
-)
 _ARTICLE_TYPES = frozenset(
     {
         "NewsArticle",
@@ -63,13 +56,20 @@ class Metadata:
 
 def read_metadata(root: HtmlElement) -> Metadata:
     md = Metadata()
-    for el in _META(root):
-        key = (el.get("property") or el.get("name") or el.get("itemprop") or "").strip().lower()
-        if key:
-            md.meta.setdefault(key, []).append(el.get("content") or "")
-    canonical = _LINK_CANONICAL(root)
-    md.canonical = canonical[0].strip() if canonical else None
-    md.title = _TITLE(root).strip() or None
+    # <meta>, <link> and <title> belong in <head>; a broken page may have lost it.
+    head = root.find("head")
+    for el in (head if head is not None else root).iter("meta", "link", "title"):
+        tag = el.tag
+        if tag == "meta":
+            content = el.get("content")
+            key = el.get("property") or el.get("name") or el.get("itemprop")
+            if content is not None and key:
+                md.meta.setdefault(key.strip().lower(), []).append(content)
+        elif tag == "link":
+            if md.canonical is None and (el.get("rel") or "").strip().lower() == "canonical":
+                md.canonical = (el.get("href") or "").strip() or None
+        elif md.title is None:
+            md.title = (el.text_content() or "").strip() or None
     md.jsonld, md.jsonld_invalid = _read_jsonld(root)
     return md
 
@@ -77,7 +77,9 @@ def read_metadata(root: HtmlElement) -> Metadata:
 def _read_jsonld(root: HtmlElement) -> tuple[dict[str, Any] | None, bool]:
     """The first article node of the page's JSON-LD (in a list, an ``@graph`` or plain)."""
     invalid = False
-    for script in _JSONLD(root):
+    for script in root.iter("script"):
+        if (script.get("type") or "").strip().lower() != "application/ld+json":
+            continue
         raw = (script.text or "").strip()
         if not raw:
             continue

@@ -32,7 +32,6 @@ from rsarchive.extract.text import (
     normalize_space,
     remove,
     sanitize_html,
-    to_html,
 )
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
 from rsarchive.urls import is_home, normalize_url
@@ -41,13 +40,17 @@ PARSER_VERSION = "rebelmouse-2026.11"
 
 
 def _cls(name: str) -> str:
-    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+    """XPath test for a class name; the cheap ``contains`` first spares most elements the rest."""
+    return (
+        f"(contains(@class, '{name}') and "
+        f"contains(concat(' ', normalize-space(@class), ' '), ' {name} '))"
+    )
 
 
 X = etree.XPath
 
 # §1 blocks and posts
-BLOCKS = X(f"//div[{_cls('posts-custom')}][@data-source]")
+BLOCKS = X(f"//div[@data-source][{_cls('posts-custom')}]")
 POSTS = X(f".//article[@elid or {_cls('page-article')}]")
 POST_BY_ELID = X("//article[@elid=$elid]")
 CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
@@ -56,48 +59,44 @@ BOOTSTRAP = X("//script[contains(., 'REBELMOUSE_BOOTSTRAP_DATA')]/text()")
 POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
 BOOTSTRAP_POST_ID = re.compile(r'"post"\s*:\s*\{[^{}]*?"id"\s*:\s*"?(\d+)')
 
-# §2 main article fields
-HEADLINE = X(f".//h1[{_cls('widget__headline')}]//*[{_cls('widget__headline-text')}]")
-SUBHEADLINE = X(f".//*[{_cls('widget__subheadline-text')}]")
-LABEL = X(f".//a[{_cls('widget__section')}]")
-AUTHOR = X(f".//*[{_cls('social-author__name')}]")
+# §2 main article fields and §3 teaser fields: the class names the parser reads. One scan of a
+# scope finds them all (cheap substring tests in XPath, the exact class match in Python).
+PART_CLASSES = frozenset(
+    {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
+    | {"social-author__name", "social-date__text", "social-date-modified__text"}
+    | {"body", "body-description", "widget__brief", "js-appear-on-expand", "widget__show-more"}
+    | {"js-keep-reading", "widget__image", "rm-hero-media", "tags__item"}
+    | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
+)
+_PART_HINTS = ("widget__", "social-", "body", "media", "photo-", "tags__", "js-")
+PARTS = X(
+    ".//*[" + " or ".join(f"contains(@class, '{h}')" for h in _PART_HINTS) + "]"
+    " | .//span[@data-post-url]"
+)
+HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
 AUTHOR_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
-DATE = X(f".//*[{_cls('social-date__text')}]")
-DATE_MODIFIED = X(f".//*[{_cls('social-date-modified__text')}]")
-BODY = X(f".//*[{_cls('body-description')}]")
-BODY_FALLBACK = X(f".//div[{_cls('body')}]")
-LEAD_IMAGE = X(f".//*[{_cls('widget__image')}][@data-runner-img-hd or @data-runner-src]")
-HERO_IMAGE = X(f".//img[{_cls('rm-hero-media')}]")
-CAPTION = X(
-    f".//*[(self::small and {_cls('media-caption')}) or {_cls('photo-caption')}]"
-    f"[not(ancestor::*[{_cls('body-description')}])]"
-)
-CREDIT = X(
-    f".//*[(self::small and {_cls('media-photo-credit')}) or {_cls('photo-credit')}]"
-    f"[not(ancestor::*[{_cls('body-description')}])]"
-)
-TAG_LINKS = X(f".//*[{_cls('tags')}]//a[{_cls('tags__item')}]")
+LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
 
 # Inside a body: what is chrome, what is an inline image.
+_CHROME_CLASSES = (
+    *("proper-ad-unit", "rs_ad_block", "ad-tag", "newsletter"),
+    *("share-panel", "social-share", "share-buttons", "widget__shares"),
+    *("widget__show-more", "js-keep-reading"),
+)
 BODY_CHROME = X(
-    ".//script | .//style | .//noscript | .//template"
-    f" | .//*[{_cls('proper-ad-unit')} or {_cls('rs_ad_block')} or {_cls('ad-tag')}"
-    f" or starts-with(@id, 'div-gpt-ad') or {_cls('share-panel')} or {_cls('social-share')}"
-    f" or {_cls('share-buttons')} or {_cls('widget__shares')} or {_cls('newsletter')}"
-    f" or {_cls('widget__show-more')} or {_cls('js-keep-reading')}]"
+    ".//*[self::script or self::style or self::noscript or self::template"
+    " or starts-with(@id, 'div-gpt-ad') or " + " or ".join(map(_cls, _CHROME_CLASSES)) + "]"
 )
 INLINE_IMAGES = X(f".//img[{_cls('rm-shortcode')} or not(ancestor::*[{_cls('rm-shortcode')}])]")
+LINKS = X(".//a[@href] | .//img[@src]")
 IMAGE_HOLDER = X(f"ancestor::*[{_cls('shortcode-media-rebelmouse-image')} or self::figure][1]")
 IMAGE_CAPTION = X(f".//*[{_cls('media-caption')} or {_cls('photo-caption')} or self::figcaption]")
 IMAGE_CREDIT = X(f".//*[{_cls('media-photo-credit')} or {_cls('photo-credit')}]")
 
-# §3 teasers
-TEASER_HEADLINE = X(f".//*[{_cls('widget__headline-text')}]")
-TEASER_DATA = X(".//span[@data-post-url]")
-TEASER_BRIEF = X(f".//*[{_cls('body-description')}]//*[{_cls('widget__brief')}]")
+# §3 teasers: what is hidden until "keep reading" is clicked
 TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
 TEASER_TOGGLE = X(f".//*[{_cls('widget__show-more')} or {_cls('js-keep-reading')}]")
-TEASER_IMAGE = X(f".//*[{_cls('widget__image')}]")
+BODY = X(f".//*[{_cls('body-description')}]")
 
 # Labels RS prints before "|" ("Analysis | Europe"); a bare label is a section unless it is one of
 # these.
@@ -217,8 +216,52 @@ def _first(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any:
     return None
 
 
-def _all(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> list[Any]:
-    return [x for el in scope for x in xpath(el)]
+class _Parts:
+    """The elements of a scope that carry the classes the parser reads, in document order."""
+
+    def __init__(self, scope: Iterable[HtmlElement]) -> None:
+        self.found: list[tuple[HtmlElement, frozenset[str]]] = []
+        for top in scope:
+            for el in PARTS(top):
+                classes = PART_CLASSES.intersection((el.get("class") or "").split())
+                if classes or el.get("data-post-url") is not None:
+                    self.found.append((el, classes))
+
+    def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
+        return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
+
+    def first(self, cls: str, tag: str | None = None) -> HtmlElement | None:
+        for el, c in self.found:
+            if cls in c and (tag is None or el.tag == tag):
+                return el
+        return None
+
+    def data(self) -> dict[str, str]:
+        """The hidden ``span[data-post-url]`` of a teaser, as attributes."""
+        for el, _ in self.found:
+            if el.tag == "span" and el.get("data-post-url") is not None:
+                return dict(el.attrib)
+        return {}
+
+    def first_of(
+        self, *specs: tuple[str, str | None], outside_body: bool = False
+    ) -> HtmlElement | None:
+        """The first element (document order) matching any (class, tag) spec; optionally only
+        one that is not inside the article body (a hero caption, not an inline one)."""
+        for el, c in self.found:
+            if not any(cls in c and (tag is None or el.tag == tag) for cls, tag in specs):
+                continue
+            if outside_body and any(
+                "body-description" in (a.get("class") or "") for a in el.iterancestors()
+            ):
+                continue
+            return el
+        return None
+
+
+# (class, tag) specs for captions and credits.
+CAPTION = (("media-caption", "small"), ("photo-caption", None))
+CREDIT = (("media-photo-credit", "small"), ("photo-credit", None))
 
 
 def _pick(field: str, drift: list[str], primary: Any, *fallbacks: Callable[[], Any]) -> Any:
@@ -244,8 +287,11 @@ def _article(
     drift = page.drift
     ld = md.jsonld
     url = _canonical_url(md, page_url, page.warnings)
+    parts = _Parts(scope)
 
-    headline_el = _first(scope, HEADLINE)
+    headline_el = next(
+        (t for h1 in parts.all("widget__headline", tag="h1") for t in HEADLINE_TEXT(h1)), None
+    )
     title = _pick(
         "headline",
         drift,
@@ -254,7 +300,7 @@ def _article(
         lambda: md.first("og:title", "twitter:title"),
         lambda: _strip_site_name(md.title, md),
     )
-    sub_el = _first(scope, SUBHEADLINE)
+    sub_el = parts.first("widget__subheadline-text")
     subtitle = _pick(
         "subtitle",
         drift,
@@ -262,7 +308,7 @@ def _article(
         lambda: jsonld_text(ld, "alternativeHeadline"),
     )
 
-    kind, label_section = _label(scope)
+    kind, label_section = _label(parts)
     category = next((c for el in scope for c in CATEGORY(el) if c.strip()), None)
     section = _pick(
         "section",
@@ -281,14 +327,14 @@ def _article(
         _pick(
             "authors",
             drift,
-            _dom_authors(_all(scope, AUTHOR), page_url),
+            _dom_authors(parts.all("social-author__name"), page_url),
             lambda: [Author(n, _abs(u, page_url)) for n, u in jsonld_people(ld)],
             lambda: _meta_authors(md),
         )
         or []
     )
 
-    date_el = _first(scope, DATE)
+    date_el = parts.first("social-date__text")
     published_raw = _pick(
         "published_at",
         drift,
@@ -296,7 +342,7 @@ def _article(
         lambda: jsonld_text(ld, "datePublished"),
         lambda: inline_text(date_el) if date_el is not None else None,
     )
-    mod_el = _first(scope, DATE_MODIFIED)
+    mod_el = parts.first("social-date-modified__text")
     modified_raw = _pick(
         "modified_at",
         drift,
@@ -305,9 +351,9 @@ def _article(
         lambda: inline_text(mod_el) if mod_el is not None else None,
     )
 
-    body_el = _first(scope, BODY)
+    body_el = parts.first("body-description")
     if body_el is None:
-        body_el = _first(scope, BODY_FALLBACK)
+        body_el = parts.first("body", tag="div")
         if body_el is not None:
             drift.append("body")
     body_html, body_text, images = _body(body_el, page_url) if body_el is not None else ("", "", [])
@@ -316,7 +362,7 @@ def _article(
         _pick(
             "tags",
             drift,
-            _dom_tags(_all(scope, TAG_LINKS), page_url),
+            _dom_tags(parts.all("tags__item", tag="a"), page_url),
             lambda: [Tag(t) for t in md.all("article:tag")],
             lambda: [Tag(t) for t in jsonld_keywords(ld)],
         )
@@ -337,7 +383,7 @@ def _article(
         published_at_raw=published_raw or None,
         modified_at=parse_date(modified_raw),
         modified_at_raw=modified_raw or None,
-        image=_lead_image(scope, md, page_url, drift),
+        image=_lead_image(parts, md, page_url, drift),
         images=images,
         body_text=body_text,
         body_html=body_html,
@@ -371,9 +417,9 @@ def _strip_site_name(title: str | None, md: Metadata) -> str | None:
     return title
 
 
-def _label(scope: list[HtmlElement]) -> tuple[str | None, str | None]:
+def _label(parts: _Parts) -> tuple[str | None, str | None]:
     """(type, section) from the "Type | Section" label above the body."""
-    texts = [t for t in (inline_text(a) for a in _all(scope, LABEL)) if t]
+    texts = [t for t in (inline_text(a) for a in parts.all("widget__section", tag="a")) if t]
     texts = list(dict.fromkeys(texts))  # head and body blocks may both print it
     if len(texts) == 1 and "|" in texts[0]:
         texts = [t.strip() for t in texts[0].split("|") if t.strip()]
@@ -455,12 +501,13 @@ def _image_url(el: HtmlElement, base: str) -> str | None:
     return _image_url(img, base) if img is not None else None
 
 
-def _lead_image(
-    scope: list[HtmlElement], md: Metadata, base: str, drift: list[str]
-) -> Image | None:
-    dom = _first(scope, LEAD_IMAGE)
+def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Image | None:
+    dom = next(
+        (el for el in parts.all("widget__image") if any(el.get(a) for a in LEAD_IMAGE_ATTRS)),
+        None,
+    )
     if dom is None:
-        dom = _first(scope, HERO_IMAGE)
+        dom = parts.first("rm-hero-media", tag="img")
     url = _pick(
         "image",
         drift,
@@ -477,8 +524,8 @@ def _lead_image(
         if not alt and img is not None:
             alt = img.get("alt")
     alt = normalize_space(alt or md.first("og:image:alt")) or None
-    caption = _first(scope, CAPTION)
-    credit = _first(scope, CREDIT)
+    caption = parts.first_of(*CAPTION, outside_body=True)
+    credit = parts.first_of(*CREDIT, outside_body=True)
     return Image(
         url=urljoin(base, url),
         caption=inline_text(caption) if caption is not None else None,
@@ -519,13 +566,25 @@ def _body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]]:
                 alt=normalize_space(img.get("alt")) or None,
             )
         )
-    body.make_links_absolute(base, resolve_base_href=False)
-    html = sanitize_html(to_html(body))
+    _absolute_links(body, base)
+    # The wrapper div is not an allowed tag: nh3 keeps its content, drops the div itself.
+    html = sanitize_html(etree.tostring(body, method="html", encoding="unicode"))
 
     # Captions and credits belong to their images, not to the text.
     remove(holders)
     text = block_text(body)
     return html, text, images
+
+
+def _absolute_links(body: HtmlElement, base: str) -> None:
+    for el in LINKS(body):
+        attr = "href" if el.tag == "a" else "src"
+        value = el.get(attr, "").strip()
+        if value and not _ABSOLUTE.match(value):
+            el.set(attr, urljoin(base, value))
+
+
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 # -- the keep-reading feed ---------------------------------------------------------------------
@@ -542,13 +601,13 @@ def _teasers(blocks: list[HtmlElement], page_url: str, drift: list[str]) -> list
 
 
 def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Teaser | None:
-    data_el = TEASER_DATA(post)
-    data = data_el[0].attrib if data_el else {}
-    head = TEASER_HEADLINE(post)
-    title = inline_text(head[0]) if head else ""
-    href = head[0].get("href") if head else None
-    if head and not href:
-        link = AUTHOR_LINK(head[0])
+    parts = _Parts([post])
+    data = parts.data()
+    head = parts.first("widget__headline-text")
+    title = inline_text(head) if head is not None else ""
+    href = head.get("href") if head is not None else None
+    if head is not None and not href:
+        link = AUTHOR_LINK(head)
         href = link[0] if link else None
     if not title and data.get("data-headline"):
         title = normalize_space(data["data-headline"])
@@ -562,24 +621,24 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
     category = CATEGORY(post)
     section = normalize_space(category[0]) if category else ""
     if not section:
-        label = _label([post])[1]
+        label = _label(parts)[1]
         if label:
             section = label
             _note(drift, "teaser_section")
 
-    authors = _dom_authors(AUTHOR(post), base)
+    authors = _dom_authors(parts.all("social-author__name"), base)
     if not authors and data.get("data-authors"):
         authors = [Author(n.strip()) for n in data["data-authors"].split(",") if n.strip()]
         _note(drift, "teaser_authors")
 
-    date_el = DATE(post)
-    date_raw = inline_text(date_el[0]) if date_el else None
+    date_el = parts.first("social-date__text")
+    date_raw = inline_text(date_el) if date_el is not None else None
 
-    brief = TEASER_BRIEF(post)
+    brief = parts.all("widget__brief")
     if brief:
         excerpt = "\n\n".join(t for t in (block_text(b) for b in brief) if t)
     else:
-        body = _first([post], BODY)
+        body = parts.first("body-description")
         excerpt = ""
         if body is not None:
             body = copy.deepcopy(body)
@@ -590,7 +649,7 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
             if excerpt:
                 _note(drift, "teaser_excerpt")
 
-    hidden = TEASER_HIDDEN(post)
+    hidden = parts.all("js-appear-on-expand")
     has_more = any(normalize_space("".join(h.itertext())) for h in hidden)
 
     return Teaser(
@@ -603,7 +662,7 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
         # The hidden post data carries the exact time; the visible date only the day.
         published_at=_timestamp(data.get("data-created-ts")) or parse_date(date_raw),
         published_at_raw=date_raw or data.get("data-created-ts") or None,
-        image=_teaser_image(post, base),
+        image=_teaser_image(parts, base),
         excerpt=excerpt,
         has_more=has_more,
     )
@@ -620,12 +679,12 @@ def _timestamp(value: str | None) -> str | None:
     return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _teaser_image(post: HtmlElement, base: str) -> Image | None:
-    for el in TEASER_IMAGE(post):
+def _teaser_image(parts: _Parts, base: str) -> Image | None:
+    for el in parts.all("widget__image"):
         url = _image_url(el, base)
         if url:
-            cap = _first([post], IMAGE_CAPTION)
-            cred = _first([post], IMAGE_CREDIT)
+            cap = parts.first_of(("media-caption", None), ("photo-caption", None))
+            cred = parts.first_of(("media-photo-credit", None), ("photo-credit", None))
             return Image(
                 url=url,
                 caption=inline_text(cap) if cap is not None else None,

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterable
 
 import nh3
-from lxml import etree
 from lxml.html import HtmlElement
 
 # Whitespace a browser collapses; non-breaking and zero-width spaces included. Typographic
@@ -137,6 +136,12 @@ def block_text(el: HtmlElement) -> str:
         tag = node.tag if isinstance(node.tag, str) else ""
         if tag in _DROP_TAGS or not tag:
             return
+        if tag in BLOCK_TAGS and not len(node):
+            # A block of bare text (most paragraphs): no need to walk it.
+            flush()
+            current.append((node.text or "").replace("\n", " "))
+            flush()
+            return
         is_block = tag in BLOCK_TAGS
         if is_block:
             flush()
@@ -181,13 +186,6 @@ def sanitize_html(html: str) -> str:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     ).strip()
-
-
-def to_html(el: HtmlElement) -> str:
-    """Serialise an element's children (not the element itself) as HTML."""
-    parts = [el.text or ""]
-    parts.extend(etree.tostring(child, method="html", encoding="unicode") for child in el)
-    return "".join(parts)
 
 
 # Encodings a misconfigured server claims for what are really UTF-8 pages.

@@ -1,16 +1,23 @@
-"""Store step: one transaction per page into the archive, and a crawl_runs row per run."""
+"""Store step: one transaction per page into the archive, and a crawl_runs row per run.
+
+Writes run on one dedicated writer thread. The reactor never waits on SQLite (a database locked
+by a reader may hold a write for up to the busy timeout), and the next page is parsed while the
+previous one is committed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scrapy import signals
-from scrapy.exceptions import DropItem
+from scrapy.exceptions import CloseSpider, DropItem
 from sqlalchemy.exc import SQLAlchemyError
 
-from rsarchive.archive import Archive
+from rsarchive.archive import Archive, StoreResult
 from rsarchive.items import Page
 
 logger = logging.getLogger(__name__)
@@ -26,6 +33,8 @@ class StorePipeline:
         self.database_url = crawler.settings.get("RSARCHIVE_DATABASE_URL")
         self.archive: Archive | None = None
         self.run_id: int | None = None
+        # One thread: SQLite takes one writer at a time, and pages commit in arrival order.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -33,23 +42,48 @@ class StorePipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        self.archive = Archive(self.database_url)
         spider = self.crawler.spider
-        self.run_id = self.archive.start_run(spider.name, getattr(spider, "args", {}))
+        try:
+            self.archive, self.run_id = self.writer.submit(
+                _open, self.database_url, spider.name, getattr(spider, "args", {})
+            ).result()
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            # Crawling without a place to store pages would lose them all: stop before any request.
+            reason = getattr(exc, "orig", None) or exc
+            logger.error(
+                "cannot open the archive database %s: %s (set RSARCHIVE_DATABASE_URL)",
+                _redact(self.database_url),
+                reason,
+            )
+            self.stats.set_value("rsarchive/database_error", str(reason))
+            raise CloseSpider("database_error") from exc
         self.stats.set_value("rsarchive/run_id", self.run_id)
         self.stats.set_value("rsarchive/pid", os.getpid())
         logger.info("archiving into %s (run %s)", _redact(self.database_url), self.run_id)
 
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         if not isinstance(item, Page) or self.archive is None:
             return item
+        # The parsed tree is not needed past this point; let it go before the page waits.
+        item.selector = None
         try:
-            result = self.archive.store_page(item, self.run_id)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a Twisted reactor without asyncio: store in line
+                result = self.writer.submit(self.archive.store_page, item, self.run_id).result()
+            else:
+                result = await loop.run_in_executor(
+                    self.writer, self.archive.store_page, item, self.run_id
+                )
         except SQLAlchemyError as exc:
             # The page's transaction was rolled back whole; the run goes on.
             self.stats.inc_value("rsarchive/store_failed")
             logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
             raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+        self._count(result)
+        return item
+
+    def _count(self, result: StoreResult) -> None:
         inc = self.stats.inc_value
         inc("rsarchive/pages_stored")
         if result.article_status:
@@ -58,10 +92,11 @@ class StorePipeline:
         inc("rsarchive/teasers_new", result.teasers_new)
         if result.capture_new:
             inc("rsarchive/captures_new")
-        return item
 
     def spider_closed(self, spider: Any, reason: str) -> None:
-        if self.archive is None:
+        archive, self.archive = self.archive, None
+        if archive is None:
+            self.writer.shutdown()
             return
         if reason == "finished":
             status = "finished"
@@ -73,12 +108,21 @@ class StorePipeline:
         stats["finish_reason"] = reason
         try:
             if self.run_id is not None:
-                self.archive.finish_run(
-                    self.run_id, status=status, finish_reason=reason, stats=stats
-                )
+                self.writer.submit(
+                    archive.finish_run,
+                    self.run_id,
+                    status=status,
+                    finish_reason=reason,
+                    stats=stats,
+                ).result()
         finally:
-            self.archive.close()
-            self.archive = None
+            self.writer.submit(archive.close).result()
+            self.writer.shutdown()
+
+
+def _open(database_url: str, spider: str, args: dict[str, Any]) -> tuple[Archive, int]:
+    archive = Archive(database_url)
+    return archive, archive.start_run(spider, args)
 
 
 def _redact(url: str) -> str:
