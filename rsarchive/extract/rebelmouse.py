@@ -334,22 +334,8 @@ def _article(
         or []
     )
 
-    date_el = parts.first("social-date__text")
-    published_raw = _pick(
-        "published_at",
-        drift,
-        md.first("article:published_time"),
-        lambda: jsonld_text(ld, "datePublished"),
-        lambda: inline_text(date_el) if date_el is not None else None,
-    )
-    mod_el = parts.first("social-date-modified__text")
-    modified_raw = _pick(
-        "modified_at",
-        drift,
-        md.first("article:modified_time"),
-        lambda: jsonld_text(ld, "dateModified"),
-        lambda: inline_text(mod_el) if mod_el is not None else None,
-    )
+    published_raw = _raw_date("published", md, parts, drift)
+    modified_raw = _raw_date("modified", md, parts, drift)
 
     body_el = parts.first("body-description")
     if body_el is None:
@@ -390,6 +376,25 @@ def _article(
         word_count=len(body_text.split()),
         language=(root.get("lang") or md.first("og:locale") or "").split("-")[0].split("_")[0]
         or None,
+    )
+
+
+# published/modified: the <meta>, the JSON-LD key, the layout's date element
+_DATE_SOURCES = {
+    "published": ("article:published_time", "datePublished", "social-date__text"),
+    "modified": ("article:modified_time", "dateModified", "social-date-modified__text"),
+}
+
+
+def _raw_date(which: str, md: Metadata, parts: _Parts, drift: list[str]) -> str | None:
+    meta, ld_key, cls = _DATE_SOURCES[which]
+    el = parts.first(cls)
+    return _pick(
+        f"{which}_at",
+        drift,
+        md.first(meta),
+        lambda: jsonld_text(md.jsonld, ld_key),
+        lambda: inline_text(el) if el is not None else None,
     )
 
 
