@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 
 from rsarchive.archive import Archive, content_hash, create_schema, make_engine, utc_now_iso
 from rsarchive.archive import store as store_module
@@ -85,9 +88,12 @@ def make_page(
     )
 
 
-@pytest.fixture
-def archive(tmp_path: Path):
-    with Archive(f"sqlite:///{tmp_path}/db/archive.sqlite") as archive:
+@pytest.fixture(params=["direct", "core"])
+def archive(tmp_path: Path, request: pytest.FixtureRequest):
+    """An archive in a new SQLite file. Each test runs on both write paths: straight on the
+    sqlite3 driver (SQLite's default) and through SQLAlchemy Core (what PostgreSQL uses)."""
+    direct = request.param == "direct"
+    with Archive(f"sqlite:///{tmp_path}/db/archive.sqlite", direct_sqlite=direct) as archive:
         yield archive
 
 
@@ -638,3 +644,116 @@ def test_an_in_memory_archive_works():
         result = archive.store_page(make_page(make_article(), [make_teaser("one")]))
         assert result.article_status == "new"
         assert archive.list_articles()[0]["teaser_count"] == 1
+
+
+# -- write paths and threads ----------------------------------------------------------------
+
+
+def a_history_of_pages() -> list[Page]:
+    """Pages that take most branches of store_page, in an order that matters."""
+    target = make_article("target")
+    waiting = make_teaser("target", 2, url=f"{SITE}/other/url")
+    waiting.post_id = target.post_id
+    doha = "Talks resumed in Doha."
+    return [
+        make_page(make_article(), [make_teaser("one", 0), make_teaser("two", 1), waiting]),
+        make_page(make_article(), [make_teaser("one", 0), make_teaser("two", 1), waiting]),
+        make_page(target, [make_teaser("iran-deal", 0, url=make_article().url)]),
+        make_page(make_article(body_text=doha), body=b"<html>2</html>"),
+        make_page(make_article(body_text=doha, section="Europe", tags=[Tag("Eu")], images=[])),
+        make_page(None, [make_teaser("one", 0), make_teaser("three", 1)], url=f"{SITE}/tag/x"),
+        make_page(make_article("three", authors=[Author("Ann Writer", f"{SITE}/u/ann2")])),
+        make_page(make_article("three", authors=[Author("Ann Writer")]), body=b"<html>3</html>"),
+    ]
+
+
+def test_both_write_paths_leave_the_same_database(tmp_path, clock):
+    dumps, results = [], []
+    for direct in (True, False):
+        clock.set("2021-06-01T08:00:00Z")
+        with Archive(f"sqlite:///{tmp_path}/{direct}.sqlite", direct_sqlite=direct) as archive:
+            run_id = archive.start_run("article", {})
+            seen = []
+            for i, page in enumerate(a_history_of_pages()):
+                clock.set(f"2021-06-0{i + 1}T08:00:00Z")
+                seen.append(archive.store_page(page, run_id=run_id))
+            archive.mark_removed(make_article("three").url, 404)
+            seen.append(archive.store_page(a_history_of_pages()[-1], run_id=run_id))
+            dumps.append(dump(archive, without=("started_at", "pid")))
+            results.append(seen)
+
+    assert dumps[0] == dumps[1]
+    assert results[0] == results[1]
+    statuses = [r.article_status for r in results[0]]
+    assert statuses == [
+        *("new", "unchanged", "new", "changed", "updated", None, "new", "updated", "updated")
+    ]
+
+
+def test_driver_errors_are_sqlalchemy_errors_and_leave_nothing_of_the_page(archive):
+    untitled = make_teaser("two", 1, title=None)  # teasers.title is NOT NULL
+
+    with pytest.raises(exc.IntegrityError, match="NOT NULL"):
+        archive.store_page(make_page(make_article(), [make_teaser("one"), untitled]))
+
+    for table in ("articles", "captures", "teasers", "revisions", "authors", "article_tags"):
+        assert scalar(archive, f"SELECT count(*) FROM {table}") == 0, table
+    assert fts_ids(archive, "vienna") == []
+    assert archive.store_page(make_page(make_article())).article_status == "new"
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_a_dedicated_writer_thread_can_run_and_close_the_archive(tmp_path, where):
+    url = f"sqlite:///{tmp_path}/archive.sqlite" if where == "file" else "sqlite://"
+    archive = Archive(url)  # opened in this thread, written only from the writer's
+    pages = [make_page(make_article(f"a{i}"), [make_teaser(f"a{i + 1}", 0)]) for i in range(5)]
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        assert writer.submit(threading.get_ident).result() != threading.get_ident()
+        run_id = writer.submit(archive.start_run, "article", {}).result()
+        stored = [writer.submit(archive.store_page, page, run_id).result() for page in pages]
+        again = writer.submit(archive.store_page, pages[0], run_id).result()
+        writer.submit(
+            archive.finish_run, run_id, status="finished", finish_reason="finished", stats={}
+        ).result()
+
+        assert [r.article_status for r in stored] == ["new"] * 5
+        assert again.article_status == "unchanged"
+        # What the writer committed, read from this thread.
+        assert len(archive.list_articles(limit=10)) == 5
+        assert archive.known_urls([make_article("a4").url]) == {make_article("a4").url}
+        assert scalar(archive, "SELECT status FROM crawl_runs") == "finished"
+        # Teasers stored before their target article were linked when it arrived.
+        assert scalar(archive, "SELECT count(*) FROM teasers WHERE article_id IS NOT NULL") == 4
+        writer.submit(archive.close).result()
+
+
+def test_core_statements_are_compiled_once_and_then_served_from_the_cache(tmp_path, caplog):
+    with Archive(f"sqlite:///{tmp_path}/a.sqlite", direct_sqlite=False) as archive:
+        archive.store_page(make_page(make_article("a"), [make_teaser("x", 0)]))
+        archive.store_page(make_page(make_article("a"), [make_teaser("x", 0)]))
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+            archive.store_page(make_page(make_article("b"), [make_teaser("y", 0)]))
+            archive.store_page(make_page(make_article("b"), [make_teaser("y", 0)]))
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("[cached since" in line for line in lines)
+    assert not [line for line in lines if "[generated in" in line]
+
+
+def test_a_logging_engine_sends_the_write_statements_through_core(archive, caplog):
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine.Engine"):
+        archive.store_page(make_page(make_article()))
+    assert any(line.startswith("INSERT INTO articles") for line in caplog.messages)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_sqlite_write_statements_skip_sqlalchemy_execution_unless_asked(tmp_path, direct):
+    seen: list[str] = []
+    with Archive(f"sqlite:///{tmp_path}/a.sqlite", direct_sqlite=direct) as archive:
+        event.listen(archive.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        archive.store_page(make_page(make_article(), [make_teaser("one")]))
+    if direct:
+        assert seen == ["BEGIN IMMEDIATE"]
+    else:
+        assert seen[0] == "BEGIN IMMEDIATE"
+        assert any(sql.startswith("INSERT INTO articles") for sql in seen)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from .models import FTS_DDL, metadata
 
@@ -51,14 +51,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     SQLite: the file's directory is created, every connection gets WAL, ``synchronous=NORMAL``,
     foreign keys and a 30 s busy timeout, and transactions are real (``BEGIN IMMEDIATE`` for
     writers, plain ``BEGIN`` for connections with the ``READ_ONLY`` execution options).
+    Connections may be used from any thread (one thread at a time each); a private in-memory
+    database (``sqlite://``) is one connection shared by every thread, so its users must take
+    turns: fine for tests and a single writer, not for readers running beside a writer.
     """
     sa_url = make_url(url)
     is_sqlite = sa_url.get_backend_name() == "sqlite"
     if is_sqlite:
         database = sa_url.database
-        in_memory = not database or database == ":memory:" or "mode=memory" in database
+        private_memory = not database or database == ":memory:"
+        in_memory = private_memory or "mode=memory" in database
         if not in_memory and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # The archive may be written from a thread other than the one that opened it (the store
+        # pipeline's writer thread): a connection must not be tied to the thread that made it.
+        # File databases get SQLAlchemy's QueuePool; a private in-memory database lives in one
+        # connection, so every thread must get that one (one at a time), not a new empty one.
+        kwargs["connect_args"] = {"check_same_thread": False, **kwargs.get("connect_args", {})}
+        if private_memory:
+            kwargs.setdefault("poolclass", StaticPool)
     engine = create_engine(sa_url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_on_connect)
