@@ -117,8 +117,11 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
         f"Crawled {fetched} pages of the bundled fixture site (offline) into {db}",
         file=out,
     )
+    listings = stored - len(rows)
+    listed = f" and {listings} listing page{'s' * (listings != 1)}" if listings > 0 else ""
     print(
-        f"  archived {stored} pages: {len(rows)} articles, {teasers} keep-reading teasers", file=out
+        f"  archived {stored} pages: {len(rows)} articles{listed}, {teasers} keep-reading teasers",
+        file=out,
     )
     if dropped:
         why = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(dropped.items()))
