@@ -81,14 +81,3 @@ def is_home(url: str) -> bool:
     """True for the site's home page (a canonical pointing there is a template default)."""
     parts = urlsplit(normalize_url(url))
     return parts.path in ("", "/") and not parts.query
-
-
-def rebase_url(url: str, site_url: str) -> str:
-    """Move ``url`` onto the configured site's origin (keeping path and query).
-
-    Used when a mirror or test server stands in for the real site: links in its pages still name
-    the real host.
-    """
-    src = urlsplit(url)
-    dst = urlsplit(site_url)
-    return urlunsplit((dst.scheme, dst.netloc, src.path or "/", src.query, ""))

@@ -151,6 +151,19 @@ def test_fallbacks_are_reported_as_layout_drift() -> None:
     assert parsed("seed")["drift"] == []
 
 
+def test_post_found_through_bootstrap_data_when_the_post_block_is_renamed() -> None:
+    """A template change that renames the current_post block: the bootstrap post id still finds
+    the post, and the fallback is reported."""
+    html = (FIXTURES / "seed" / "page.html").read_text(encoding="utf-8")
+    html = html.replace('data-source="current_post"', 'data-source="current_story"')
+    got = parse_page(html, meta("seed")["url"])
+    assert "post_block" in got.drift
+    assert got.article.post_id == "2652879530"
+    assert got.article.title == "What to make of the Blinken-Lavrov 'showdown' in Iceland"
+    assert "Reykjavik" in got.article.body_text
+    assert len(got.teasers) == 3
+
+
 def test_invalid_jsonld_falls_back_to_the_dom() -> None:
     got = parsed("invalid-jsonld")
     assert "jsonld_invalid" in got["warnings"]

@@ -96,7 +96,6 @@ IMAGE_CREDIT = X(f".//*[{_cls('media-photo-credit')} or {_cls('photo-credit')}]"
 # §3 teasers: what is hidden until "keep reading" is clicked
 TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
 TEASER_TOGGLE = X(f".//*[{_cls('widget__show-more')} or {_cls('js-keep-reading')}]")
-BODY = X(f".//*[{_cls('body-description')}]")
 
 # Labels RS prints before "|" ("Analysis | Europe"); a bare label is a section unless it is one of
 # these.
