@@ -185,6 +185,13 @@ def test_wrong_charset_header_is_rescued_when_the_bytes_are_utf8() -> None:
     assert got["article"]["authors"][0]["name"] == "José Martí-Ruiz"
 
 
+def test_whitespace_is_collapsed_and_typography_kept() -> None:
+    from rsarchive.extract.text import normalize_space
+
+    assert normalize_space(" a\u00a0 b\u200bc\u3000\u2009d\n\te  ") == "a b c d e"
+    assert normalize_space("“Kyiv’s” — café…") == "“Kyiv’s” — café…"
+
+
 def test_real_latin1_page_is_not_misread_as_utf8() -> None:
     body = "<html><body><p>Caf\u00e9 \u00e0 Paris</p></body></html>".encode("latin-1")
     assert "Café à Paris" in html_text(body, "text/html; charset=iso-8859-1")

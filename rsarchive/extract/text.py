@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import nh3
 from lxml.html import HtmlElement
 
-# Whitespace a browser collapses; non-breaking and zero-width spaces included. Typographic
-# characters (’ “ ” — …) are content and stay as they are.
-_SPACES = re.compile(r"[\s\u00a0\u2000-\u200b\u202f\u205f\u3000\ufeff]+")
+# Whitespace a browser collapses: str.split() knows the Unicode spaces (non-breaking ones
+# included) but not the zero-width ones. Typographic characters (’ “ ” — …) are content.
+_ZERO_WIDTH = ("\u200b", "\ufeff")
 
 # Elements whose text starts a new paragraph in body_text.
 BLOCK_TAGS = frozenset(
@@ -91,7 +90,10 @@ def normalize_space(text: str | None) -> str:
     """Collapse runs of whitespace (incl. non-breaking spaces) to one space and strip."""
     if not text:
         return ""
-    return _SPACES.sub(" ", text).strip()
+    for char in _ZERO_WIDTH:
+        if char in text:
+            text = text.replace(char, " ")
+    return " ".join(text.split())
 
 
 def inline_text(el: HtmlElement) -> str:
