@@ -185,6 +185,22 @@ def test_wrong_charset_header_is_rescued_when_the_bytes_are_utf8() -> None:
     assert got["article"]["authors"][0]["name"] == "José Martí-Ruiz"
 
 
+def test_canonical_on_the_www_host_is_the_same_site_and_offsite_ones_are_ignored() -> None:
+    html = (FIXTURES / "seed" / "page.html").read_text(encoding="utf-8")
+    url = "https://www.responsiblestatecraft.org/2021/05/19/blinken-lavrov-iceland/?utm_source=x"
+    got = parse_page(html, url)
+    assert got.article.url == normalize_url(meta("seed")["url"])
+    assert "canonical_offsite" not in got.warnings
+    elsewhere = html.replace(
+        'rel="canonical" href="https://responsiblestatecraft.org/',
+        'rel="canonical" href="https://mirror.example/',
+    )
+    assert elsewhere != html
+    got = parse_page(elsewhere, url)
+    assert "canonical_offsite" in got.warnings
+    assert got.article.url.startswith("https://")
+
+
 def test_whitespace_is_collapsed_and_typography_kept() -> None:
     from rsarchive.extract.text import normalize_space
 

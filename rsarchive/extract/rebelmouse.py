@@ -34,7 +34,7 @@ from rsarchive.extract.text import (
     sanitize_html,
 )
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
-from rsarchive.urls import is_home, normalize_url
+from rsarchive.urls import is_home, normalize_url, same_site
 
 PARSER_VERSION = "rebelmouse-2026.11"
 
@@ -391,12 +391,12 @@ def _raw_date(which: str, md: Metadata, parts: _Parts, drift: list[str]) -> str 
 
 
 def _canonical_url(md: Metadata, page_url: str, warnings: list[str]) -> str:
-    host = urlsplit(normalize_url(page_url)).netloc
     for candidate in (md.canonical, md.first("og:url")):
         if not candidate:
             continue
         url = normalize_url(candidate, base=page_url)
-        if urlsplit(url).netloc != host:
+        # www.example.org and example.org are one site; another host is not.
+        if not same_site(url, page_url):
             warnings.append("canonical_offsite")
         elif not is_home(url):
             return url
