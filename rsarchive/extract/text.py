@@ -25,51 +25,12 @@ _DROP_TAGS = frozenset(
 
 # What a stored body may keep (nh3 allow-lists; anything else is removed, the text of unknown
 # inline tags is kept). No script, iframe, object, event handler or javascript: URL survives.
-_ALLOWED_TAGS = {
-    "p",
-    "br",
-    "hr",
-    "a",
-    "em",
-    "strong",
-    "b",
-    "i",
-    "u",
-    "s",
-    "sub",
-    "sup",
-    "small",
-    "mark",
-    "blockquote",
-    "q",
-    "cite",
-    "ul",
-    "ol",
-    "li",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "pre",
-    "code",
-    "figure",
-    "figcaption",
-    "img",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-    "caption",
-    "dl",
-    "dt",
-    "dd",
-    "span",
-    "abbr",
-    "time",
-}
+_ALLOWED_TAGS = (
+    {"p", "br", "hr", "a", "em", "strong", "b", "i", "u", "s", "sub", "sup", "small", "mark"}
+    | {"blockquote", "q", "cite", "ul", "ol", "li", "h2", "h3", "h4", "h5", "h6", "pre", "code"}
+    | {"figure", "figcaption", "img", "table", "thead", "tbody", "tr", "th", "td", "caption"}
+    | {"dl", "dt", "dd", "span", "abbr", "time"}
+)
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -165,16 +126,11 @@ def block_text(el: HtmlElement) -> str:
     return "\n\n".join(blocks)
 
 
-def remove(elements: Iterable[HtmlElement]) -> int:
-    """Remove elements from their tree, keeping the text that follows them. Returns the count."""
-    n = 0
+def remove(elements: Iterable[HtmlElement]) -> None:
+    """Remove elements from their tree, keeping the text that follows them."""
     for el in list(elements):
-        parent = el.getparent()
-        if parent is None:
-            continue
-        el.drop_tree()
-        n += 1
-    return n
+        if el.getparent() is not None:
+            el.drop_tree()
 
 
 def sanitize_html(html: str) -> str:
