@@ -294,3 +294,24 @@ def test_cli_usage_errors_exit_64(argv):
     )  # fmt: skip
     assert proc.returncode == 64
     assert "Traceback" not in proc.stderr
+
+
+def test_an_archived_article_that_is_gone_is_marked_removed_not_deleted(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    assert crawl(site_server, db, "seed", "two-authors").returncode == 0
+    path = "/2021/05/19/blinken-lavrov-iceland/"
+    site_server.overrides[path] = (410, {"Content-Type": "text/html"}, b"<html>Gone</html>")
+    again = crawl(site_server, db, "seed", "two-authors")
+    assert f"Dropped {site_server.url}{path}: HTTP 410" in again.log
+    assert "is gone: the archived article is marked removed" in again.log
+    rows = again.rows("SELECT title, removed_at IS NOT NULL, length(body_text) FROM articles")
+    state = {title: (removed, length > 1000) for title, removed, length in rows}
+    assert state == {
+        "What to make of the Blinken-Lavrov 'showdown' in Iceland": (1, True),
+        "Saudi normalization can’t be bought while Gaza burns": (0, True),
+    }
+    assert stats_of_last_run(again)["rsarchive/articles_removed"] == 1
+    # It comes back: a later successful fetch clears the mark.
+    del site_server.overrides[path]
+    back = crawl(site_server, db, "seed")
+    assert back.rows("SELECT count(*) FROM articles WHERE removed_at IS NOT NULL") == [(0,)]

@@ -36,6 +36,7 @@ class StorePipeline:
         # One thread: SQLite takes one writer at a time, and pages commit in arrival order.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -93,6 +94,24 @@ class StorePipeline:
         if result.capture_new:
             inc("rsarchive/captures_new")
 
+    def item_dropped(self, item: Any, response: Any, exception: BaseException) -> None:
+        """An archived article that now answers 404/410 is marked removed, never deleted."""
+        if not isinstance(item, Page) or item.status not in (404, 410) or self.archive is None:
+            return
+        urls = dict.fromkeys(u for u in (item.requested_url, item.url) if u)
+        future = self.writer.submit(_mark_removed, self.archive, list(urls), item.status)
+        future.add_done_callback(self._removed)
+
+    def _removed(self, future: Any) -> None:
+        try:
+            marked = future.result()
+        except SQLAlchemyError as exc:
+            logger.error("could not mark removed: %s", exc)
+            return
+        for url in marked:
+            logger.warning("%s is gone: the archived article is marked removed", url)
+            self.stats.inc_value("rsarchive/articles_removed")
+
     def spider_closed(self, spider: Any, reason: str) -> None:
         archive, self.archive = self.archive, None
         if archive is None:
@@ -104,6 +123,8 @@ class StorePipeline:
             status = "interrupted"
         else:
             status = "failed"
+        # Let queued writes (removals) finish first, so the stats below include them.
+        self.writer.submit(int).result()
         stats = dict(self.stats.get_stats())
         stats["finish_reason"] = reason
         try:
@@ -118,6 +139,10 @@ class StorePipeline:
         finally:
             self.writer.submit(archive.close).result()
             self.writer.shutdown()
+
+
+def _mark_removed(archive: Archive, urls: list[str], status: int) -> list[str]:
+    return [url for url in urls if archive.mark_removed(url, status)]
 
 
 def _open(database_url: str, spider: str, args: dict[str, Any]) -> tuple[Archive, int]:
