@@ -419,11 +419,10 @@ class Archive:
 
         # What the archive holds for a page, in one round trip: the id of a capture with the same
         # URL and body (None: store it), and the article row (NULLs: a new article).
-        capture_id = (
-            select(c.c.id)
-            .where(c.c.url == bindparam("capture_url"), c.c.sha256 == bindparam("sha256"))
-            .scalar_subquery()
+        self._sel_capture = select(c.c.id).where(
+            c.c.url == bindparam("capture_url"), c.c.sha256 == bindparam("sha256")
         )
+        capture_id = self._sel_capture.scalar_subquery()
         one_row = select(literal_column("1").label("one")).subquery("one_row")
         self._lookup = select(
             capture_id.label("capture_id"),
@@ -432,9 +431,6 @@ class Archive:
             *(a.c[name] for name in _ARTICLE_FIELDS),
         ).select_from(one_row.outerjoin(a, a.c.url == bindparam("article_url")))
 
-        self._sel_capture = select(c.c.id).where(
-            c.c.url == bindparam("capture_url"), c.c.sha256 == bindparam("sha256")
-        )
         ins = upsert(c).on_conflict_do_nothing(index_elements=[c.c.url, c.c.sha256])
         self._ins_capture = ins.returning(c.c.id)
 
@@ -587,7 +583,7 @@ class Archive:
                 },
             )
             self._write_lists(run, article_id, authors, tags, article, replace=False)
-            self._add_revision(run, article_id, article, values, captured_at, capture_id)
+            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
             # Teasers stored before this article was archived now learn their target.
             run.execute(
                 self._link_teasers,
@@ -613,7 +609,7 @@ class Archive:
         if "lists_hash" in changes:
             self._write_lists(run, article_id, authors, tags, article, replace=True)
         if status == "changed":
-            self._add_revision(run, article_id, article, values, captured_at, capture_id)
+            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
         if "post_id" in changes and article.post_id:
             run.execute(
                 self._link_teasers,
@@ -626,6 +622,7 @@ class Archive:
         run: _Runner,
         article_id: int,
         article: Article,
+        authors: list[Author],
         values: dict[str, Any],
         captured_at: str,
         capture_id: int,
@@ -640,7 +637,7 @@ class Archive:
                 "subtitle": article.subtitle,
                 "body_text": article.body_text,
                 "body_html": article.body_html,
-                "authors": ", ".join(a.name for a in article.authors),
+                "authors": ", ".join(a.name for a in authors),
                 "capture_id": capture_id,
             },
         )

@@ -71,7 +71,8 @@ PART_CLASSES = frozenset(
 )
 PARTS = X(".//*[@class or @data-post-url]")
 HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
-AUTHOR_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
+# The link an element sits in or holds (bylines, headlines).
+NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
 
 # Inside a body: what is chrome, what is an inline image.
@@ -442,7 +443,7 @@ def _dom_authors(elements: list[HtmlElement], base: str) -> list[Author]:
         name = inline_text(el)
         if not name or name in authors:
             continue
-        link = AUTHOR_LINK(el)
+        link = NEAREST_LINK(el)
         authors[name] = Author(name, _abs(link[0], base) if link else None)
     return list(authors.values())
 
@@ -615,7 +616,7 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
     title = inline_text(head) if head is not None else ""
     href = head.get("href") if head is not None else None
     if head is not None and not href:
-        link = AUTHOR_LINK(head)
+        link = NEAREST_LINK(head)
         href = link[0] if link else None
     if not title and data.get("data-headline"):
         title = normalize_space(data["data-headline"])
