@@ -1,37 +1,15 @@
-"""The `rsarchive` command: run the demo, and (growing) query and maintain the archive.
-
-Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 64 usage; 74 database I/O;
-78 configuration problem.
-"""
+"""`rsarchive demo`: crawl the bundled fixture site offline into a fresh SQLite file, show it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_USAGE = 64
-EXIT_DB = 74
-EXIT_CONFIG = 78
+from rsarchive.cli import EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, run_crawl
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2; our contract says 64
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rsarchive", description=__doc__.splitlines()[0])
-    from rsarchive import __version__
-
-    parser.add_argument("--version", action="version", version=f"rsarchive {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
+def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
         help="crawl the bundled fixture site offline into a fresh SQLite file and show it",
@@ -46,18 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--verbose", action="store_true", help="show Scrapy's log")
     demo.set_defaults(func=cmd_demo)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `rsarchive ... | head`
-        sys.stderr.close()
-        return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -90,21 +56,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         teasers = archive.count_teasers()
     _print_demo(db, len(urls), stats, rows, teasers)
     return EXIT_OK if stats.get("rsarchive/pages_stored") else EXIT_FAILURES
-
-
-def run_crawl(spider: str, spider_args: dict[str, str], overrides: dict[str, Any]) -> dict:
-    """Run one spider in this process with the project settings; return its final stats."""
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.settings import Settings
-
-    settings = Settings()
-    settings.setmodule("rsarchive.settings", priority="project")
-    settings.setdict(overrides, priority="cmdline")
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler(spider)
-    process.crawl(crawler, **spider_args)
-    process.start()
-    return dict(crawler.stats.get_stats())
 
 
 def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: int) -> None:
@@ -154,7 +105,3 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

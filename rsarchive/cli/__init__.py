@@ -1,0 +1,107 @@
+"""The `rsarchive` command: run crawls for cron, query and maintain the archive, run the demo.
+
+Each sub-command lives in its own module of this package and registers itself through
+``register(subparsers)``; this module holds what they share: exit codes, ``--db`` handling,
+errors without tracebacks, and running a spider in-process.
+
+Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
+74 database I/O; 75 try later; 78 configuration or schema problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_STOPPED = 3
+EXIT_USAGE = 64
+EXIT_DB = 74
+EXIT_TRY_LATER = 75
+EXIT_CONFIG = 78
+
+#: Sub-command modules, in the order ``rsarchive --help`` lists them.
+COMMAND_MODULES = ("demo",)
+
+DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr (no traceback) with a documented exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURES) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2; our contract says 64
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """``--db PATH|URL``: a SQLite file path or any SQLAlchemy URL (see ``database_url``)."""
+    parser.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        default=None,
+        help="the archive: a SQLite file or a SQLAlchemy URL (default: $RSARCHIVE_DATABASE_URL, "
+        f"else {DEFAULT_DATABASE_URL})",
+    )
+
+
+def database_url(value: str | None) -> str:
+    """The SQLAlchemy URL for a ``--db`` value: a URL as given, a path as a SQLite file URL."""
+    if not value:
+        return os.environ.get("RSARCHIVE_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rsarchive", description=__doc__.splitlines()[0])
+    from rsarchive import __version__
+
+    parser.add_argument("--version", action="version", version=f"rsarchive {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        print(f"rsarchive {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `rsarchive ... | head`
+        # Point stdout at devnull so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def run_crawl(spider: str, spider_args: dict[str, str], overrides: dict[str, Any]) -> dict:
+    """Run one spider in this process with the project settings; return its final stats."""
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("rsarchive.settings", priority="project")
+    settings.setdict(overrides, priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(spider)
+    process.crawl(crawler, **spider_args)
+    process.start()
+    return dict(crawler.stats.get_stats())
