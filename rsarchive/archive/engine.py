@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from .models import FTS_DDL, metadata
+from .views import create_view_ddl
 
 #: Execution options for connections that only read: on SQLite they open a plain (deferred)
 #: BEGIN, so a reader never takes the write lock or waits for a running crawl.
@@ -78,9 +79,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every missing table and index, and on SQLite the full-text index. Idempotent."""
+    """Create every missing table, index and view, and on SQLite the full-text index. Idempotent."""
     with engine.begin() as conn:
         metadata.create_all(conn)
+        if conn.dialect.name in ("sqlite", "postgresql"):
+            for ddl in create_view_ddl(conn.dialect.name):
+                conn.exec_driver_sql(ddl)
         if conn.dialect.name != "sqlite":
             return
         had_fts = conn.exec_driver_sql(
