@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,6 +49,13 @@ def fixture_site() -> FixtureSite:
 
 @pytest.fixture
 def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    with running_site(fixture_site) as server_state:
+        yield server_state
+
+
+@contextmanager
+def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    """The fixture site served on 127.0.0.1 until the block ends (for fixtures of any scope)."""
     server_state = SiteServer(fixture_site)
 
     class Handler(BaseHTTPRequestHandler):

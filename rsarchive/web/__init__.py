@@ -1,0 +1,47 @@
+"""The browsable web view (`rsarchive serve`): the archive in Datasette, read-only.
+
+Needs the ``web`` extra (``pip install 'rsarchive[web]'``); nothing else in rsarchive imports
+this package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .metadata import build_metadata
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+
+#: Datasette settings: more time for full-text search and facets over a large archive than
+#: Datasette's defaults (1 s per query, 200 ms per facet).
+SETTINGS = {
+    "sql_time_limit_ms": 3500,
+    "facet_time_limit_ms": 1000,
+    "default_page_size": 50,
+}
+
+
+def make_datasette(path: Path, *, immutable: bool = False, site_url: str) -> Datasette:
+    """A Datasette for the archive file at ``path``, with rsarchive's metadata and plugin.
+
+    The file is opened read-only (SQLite ``mode=ro``: a crawl may write to it meanwhile), or with
+    ``immutable`` as a file that nothing changes while it is served (``immutable=1``: faster,
+    counts are cached, but changes made meanwhile may be missed or misread).
+    """
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    from . import plugin
+
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="rsarchive")
+    # Datasette names a database after its file's stem; the metadata is keyed by that name.
+    name = path.stem
+    kwargs = {"immutables": [str(path)]} if immutable else {"files": [str(path)]}
+    return Datasette(
+        metadata=build_metadata(name, site_url),
+        settings=SETTINGS,
+        **kwargs,
+    )

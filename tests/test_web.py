@@ -1,0 +1,389 @@
+"""`rsarchive serve`: the archive in Datasette, checked over HTTP and in a real headless browser.
+
+The archive is built by crawling the fixture site over loopback HTTP; the server is the real
+command in its own process, stopped by the test. The browser is Debian's chromium, installed by
+the session fixture when missing (root and a package mirror needed; skipped otherwise, except in
+CI where it fails).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, running_site, scrapy_crawl
+
+from rsarchive.archive import Archive
+from rsarchive.cli import EXIT_CONFIG, EXIT_DB, main
+from rsarchive.web.metadata import QUERIES, TABLES
+
+ARTIFACTS = ROOT / "test-artifacts"
+SEED_TITLE = "What to make of the Blinken-Lavrov 'showdown' in Iceland"
+# Written straight into body_html, past the store's sanitiser (an archive made by an older or
+# another tool): none of it may reach a page as markup that runs.
+SMUGGLED = (
+    '<p>Smuggled paragraph.</p><script>document.documentElement.setAttribute("data-pwned", '
+    '"script")</script><img src="x" onerror="document.documentElement.setAttribute('
+    "'data-pwned', 'onerror')\"><a href=\"javascript:alert(1)\">link</a>"
+)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def schema_columns(tmp_path: Path) -> dict[str, list[str]]:
+    """Every table and view of a new archive (but SQLite's and FTS5's own), with its columns."""
+    db = tmp_path / "schema.db"
+    Archive(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+                " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'articles_fts_%'"
+            )
+        ]
+        return {n: [r[1] for r in conn.execute(f"PRAGMA table_info({n})")] for n in names}
+
+
+def test_every_table_view_and_column_has_a_description(tmp_path):
+    schema = schema_columns(tmp_path)
+    assert "article_list" in schema and "articles_fts" in schema
+    missing = {
+        name: [c for c in cols if not TABLES.get(name, ("", {}))[1].get(c)]
+        for name, cols in schema.items()
+    }
+    assert {n: c for n, c in missing.items() if c} == {}, (
+        "describe these in rsarchive/web/metadata.py"
+    )
+    assert all(TABLES[name][0] for name in schema)
+    # And nothing described that is not there (a renamed column).
+    stale = {n: set(cols) - set(schema.get(n, [])) for n, (_, cols) in TABLES.items()}
+    assert {n: c for n, c in stale.items() if c} == {}
+
+
+# -- the command's refusals (in process: they stop before any server starts) ------------------
+
+
+def test_serve_without_datasette_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "datasette", None)  # `import datasette` now fails
+    assert main(["serve", "--db", str(tmp_path / "x.db")]) == EXIT_CONFIG == 78
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "pip install 'rsarchive[web]'" in err
+
+
+@pytest.mark.parametrize(
+    ("db", "code", "message"),
+    [
+        ("missing.db", EXIT_DB, "no archive at"),
+        ("postgresql://u@localhost/rs", EXIT_CONFIG, "SQLite files only, not postgresql"),
+        ("sqlite://", EXIT_CONFIG, "in-memory database cannot be served"),
+        ("notes.txt", EXIT_CONFIG, "is not a SQLite database"),
+        ("other.db", EXIT_CONFIG, "is not an rsarchive archive"),
+    ],
+)
+def test_serve_refuses_what_is_not_an_archive_file(
+    tmp_path, monkeypatch, capsys, db, code, message
+):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("not a database\n" * 100)
+    with sqlite3.connect("other.db") as conn:
+        conn.execute("CREATE TABLE things (id INTEGER PRIMARY KEY)")
+    assert main(["serve", "--db", db]) == code
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_serve_refuses_a_port_in_use(tmp_path, capsys):
+    import socket
+
+    db = tmp_path / "a.db"
+    Archive(f"sqlite:///{db}").close()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--db", str(db), "--port", str(port)]) == EXIT_CONFIG
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# -- a served archive -------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    url: str  # the database's page, e.g. http://127.0.0.1:PORT/web
+    db: Path
+    site_url: str  # the crawled site's origin: the archive's URLs start with it
+    smuggled_id: int
+    db_sha256: str
+
+    def get(self, path: str, **params: str) -> tuple[int, dict[str, str], str]:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=30) as resp:
+                return resp.status, dict(resp.headers), resp.read().decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read().decode("utf-8")
+
+    def json(self, path: str, **params: str) -> dict:
+        status, _, body = self.get(f"{path}.json", **params)
+        assert status == 200, body
+        return json.loads(body)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def start_server(db: Path) -> tuple[subprocess.Popen, str]:
+    """`rsarchive serve` on a free loopback port; returns the process and the URL it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rsarchive.cli", "serve", "--db", str(db), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")},
+    )
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout=60)
+    line = proc.stdout.readline() if ready else ""
+    match = re.search(r"read-only at (http://127\.0\.0\.1:\d+/\S+)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"no server: {line!r} {proc.communicate(timeout=10)}")
+    return proc, match.group(1)
+
+
+@pytest.fixture(scope="module")
+def served(fixture_site, tmp_path_factory) -> Iterator[Served]:
+    db = tmp_path_factory.mktemp("web") / "web.db"
+    with running_site(fixture_site) as site:
+        urls = ",".join(site.page_url(page.name) for page in fixture_site.pages.values())
+        crawl = scrapy_crawl("article", db, site.url, "-a", f"urls={urls}")
+        site_url = site.url
+    assert crawl.returncode == 0, crawl.log
+    with sqlite3.connect(db) as conn:
+        (smuggled_id,) = conn.execute(
+            "SELECT id FROM articles WHERE title = 'Finland and Sweden are redrawing Europe’s"
+            " security map'"
+        ).fetchone()
+        conn.execute("UPDATE articles SET body_html = ? WHERE id = ?", (SMUGGLED, smuggled_id))
+    before = sha256_of(db)
+    proc, url = start_server(db)
+    try:
+        yield Served(url, db, site_url, smuggled_id, before)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # Stopped by SIGTERM: uvicorn shuts down gracefully, then ends by that signal.
+    assert proc.returncode == -signal.SIGTERM, proc.stderr.read() if proc.stderr else ""
+
+
+def test_search_canned_query_ranks_and_highlights(served):
+    rows = served.json("/search", q="Lavrov OR Iraq", _shape="objects")["rows"]
+    titles = [r["title"] for r in rows]
+    assert SEED_TITLE in titles
+    assert "US strikes in Iraq show risk of escalation to wider war" in titles
+    assert [r["rank"] for r in rows] == sorted(r["rank"] for r in rows)  # bm25: best first
+    seed = next(r for r in rows if r["title"] == SEED_TITLE)
+    assert "<mark>Lavrov</mark>" in seed["snippet"]
+    assert seed["authors"] == "Anatol Lieven"
+    # On the HTML page the marks are real elements, everything else in the snippet escaped.
+    status, _, html = served.get("/search", q="Iceland")
+    assert status == 200
+    results = html.split('<table class="rows-and-columns">', 1)[1]
+    assert "<mark>Iceland</mark>" in results and "&lt;mark&gt;" not in results
+
+
+def test_tables_have_a_search_box_wired_to_the_index(served):
+    for table in ("articles", "article_list"):
+        rows = served.json(f"/{table}", _search="Reykjavik OR Iceland", _shape="objects")["rows"]
+        assert [r["title"] for r in rows] == [SEED_TITLE], table
+        status, _, html = served.get(f"/{table}")
+        assert status == 200 and 'name="_search"' in html
+
+
+def test_facets_on_section_type_and_authors(served):
+    data = served.json("/article_list", _shape="objects")
+    facets = {
+        name: {r["value"]: r["count"] for r in f["results"]}
+        for name, f in data["facet_results"].items()
+    }
+    assert facets["section"]["Europe"] == 3
+    assert facets["type"]["Analysis"] >= 4
+    # The array facet: one bucket per author, co-authors counted once each.
+    assert facets["authors_json"]["Mara Ellison"] == 1
+    assert facets["authors_json"]["Daniel K. Osei"] == 1
+    assert "Mara Ellison, Daniel K. Osei" not in facets["authors_json"]
+    # Following a facet link filters the list.
+    rows = served.json("/article_list", authors_json__arraycontains="Anatol Lieven")["rows"]
+    assert len(rows) == 1
+
+
+def test_canned_queries_for_an_author_and_a_page(served):
+    assert set(QUERIES) == {"search", "articles_by_author", "page_teasers"}
+    rows = served.json("/articles_by_author", author="Ellison", _shape="objects")["rows"]
+    assert [r["title"] for r in rows] == ["Saudi normalization can’t be bought while Gaza burns"]
+    page = f"{served.site_url}/2021/05/19/blinken-lavrov-iceland/"  # as pasted, with its slash
+    rows = served.json("/page_teasers", page=page, _shape="objects")["rows"]
+    assert [(r["position"], r["archived"]) for r in rows] == [(0, 0), (1, 1), (2, 0)]
+    assert rows[1]["archived_title"] == "US strikes in Iraq show risk of escalation to wider war"
+
+
+def script_hashes(html: str) -> set[str]:
+    return {
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode() + "'"
+        for m in re.finditer(r"<script>(.*?)</script>", html, re.S)
+    }
+
+
+def test_every_response_carries_a_strict_content_security_policy(served):
+    for path in ("", "/articles", "/article_list", f"/articles/{served.smuggled_id}", "/search"):
+        status, headers, html = served.get(path)
+        assert status == 200, path
+        policy = dict(
+            d.strip().split(" ", 1) for d in headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == "'none'"
+        assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+        sources = policy["script-src"].split()
+        assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources
+        # Datasette's own inline scripts are allowed by hash, and nothing else inline.
+        assert script_hashes(html) <= set(sources), path
+        assert headers["x-content-type-options"] == "nosniff"
+    for path in ("/articles.json", "/-/static/app.css", "/no-such-table"):
+        _, headers, _ = served.get(path)
+        assert "default-src 'none'" in headers["content-security-policy"], path
+
+
+def test_stored_html_is_rendered_sanitised(served):
+    status, _, html = served.get(f"/articles/{served.smuggled_id}")
+    assert status == 200
+    body = html.split('class="rsarchive-body"', 1)[1].split("</div>", 1)[0]
+    assert "<p>Smuggled paragraph.</p>" in body  # rendered as HTML, not as escaped text
+    assert "<script" not in body and "data-pwned" not in body and "onerror" not in body
+    assert "javascript:" not in body
+    assert "<img" not in body and "[image: x]" in body  # images become links (no remote loads)
+    # Real article HTML keeps its structure.
+    rows = served.json("/articles", title__contains="munitions boom", _shape="objects")["rows"]
+    _, _, page = served.get(f"/articles/{rows[0]['id']}")
+    assert '<p class="pull-quote">' in page and "<blockquote>" in page
+
+
+def test_serving_never_writes_to_the_archive(served):
+    served.get("/search", q="Iceland")
+    served.get("", sql="delete from articles")  # refused: Datasette runs read-only SQL only
+    assert sha256_of(served.db) == served.db_sha256
+    assert served.json("/articles", _shape="objects")["filtered_table_rows_count"] == 10
+
+
+# -- a real browser ---------------------------------------------------------------------------
+
+
+def _install_chromium() -> str | None:
+    """Debian's chromium via apt-get (root only); returns why it could not be, or None."""
+    if os.geteuid() != 0:
+        return "chromium is not installed and this user is not root (apt-get install chromium)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "chromium"]
+    for cmd in (install, ["apt-get", "update", "-q"], install):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode == 0 and cmd is install and shutil.which("chromium"):
+            return None
+    return f"apt-get install chromium failed: {proc.stderr.strip().splitlines()[-1:]}"
+
+
+@pytest.fixture(scope="session")
+def chromium(request) -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        started = time.monotonic()
+        why = _install_chromium()
+        if why is not None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(why)
+            pytest.skip(why)
+        report(request, f"installed chromium in {time.monotonic() - started:.0f} s")
+        path = shutil.which("chromium")
+    assert path
+    return path
+
+
+def report(request, line: str) -> None:
+    """A line in pytest's output, even with output capture on."""
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"test_web: {line}")
+
+
+def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # The browser reports every blocked script or resource on its console.
+    assert "Content Security Policy" not in proc.stderr, proc.stderr[-2000:]
+    return proc
+
+
+def test_browser_renders_search_results_and_snippets(served, chromium, tmp_path, request):
+    url = f"{served.url}/search?" + urllib.parse.urlencode({"q": "Iceland OR Iraq"})
+    dom = run_chromium(chromium, tmp_path, "--dump-dom", url).stdout
+    assert SEED_TITLE in dom
+    assert "US strikes in Iraq show risk of escalation to wider war" in dom
+    assert re.search(r'<td class="col-snippet[^"]*">[^<]*<mark>Iceland</mark>', dom), dom[-3000:]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "web-search.png"
+    shot.unlink(missing_ok=True)
+    run_chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", url)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    report(request, f"screenshot of the search page: {shot} ({len(data):,} bytes)")
+
+
+def test_browser_runs_datasette_scripts_but_not_smuggled_ones(served, chromium, tmp_path):
+    dom = run_chromium(
+        chromium, tmp_path, "--dump-dom", f"{served.url}/articles/{served.smuggled_id}"
+    ).stdout
+    assert "Smuggled paragraph." in dom
+    assert "data-pwned" not in dom
+    # table.js ran under the policy: it builds the column menu on the page.
+    dom = run_chromium(chromium, tmp_path, "--dump-dom", f"{served.url}/article_list").stdout
+    assert 'class="dropdown-menu"' in dom
