@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import socket
 import sqlite3
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     serve.add_argument(
-        "--port", type=int, default=8001, help="port (default: %(default)s; 0 picks a free one)"
+        "--port", type=_port, default=8001, help="port (default: %(default)s; 0 picks a free one)"
     )
     serve.add_argument("--open", action="store_true", help="open the web browser at the archive")
     serve.add_argument(
@@ -40,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the file will not change while served (a copy, no crawl running): faster pages",
     )
     serve.set_defaults(func=cmd_serve)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {value}")
+    return port
 
 
 def sqlite_path(url: str) -> Path:
@@ -87,9 +98,9 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise CommandError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another --port?)", EXIT_CONFIG
-        ) from None
+        why = (exc.strerror or str(exc)).split(" (while attempting", 1)[0]
+        hint = " (another server? pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise CommandError(f"cannot listen on {host}:{port}: {why}{hint}", EXIT_CONFIG) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
