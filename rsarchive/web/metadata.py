@@ -334,6 +334,7 @@ QUERIES = {
         "description": "Full-text search over title, subtitle and body, best matches first "
         '(bm25; a title match weighs most). Words, "a phrase", OR, NOT and prefix* work.',
         "sql": SEARCH_SQL,
+        "hide_sql": True,
     },
     "articles_by_author": {
         "title": "An author's articles",
