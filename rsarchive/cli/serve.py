@@ -134,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/{path.stem}"
+    url = f"http://{shown}:{port}{ds.urls.database(path.stem)}"
     config = uvicorn.Config(ds.app(), log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     print(f"Serving {path} read-only at {url}  (Ctrl-C stops)", flush=True)
