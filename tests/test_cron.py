@@ -452,3 +452,31 @@ def test_a_retry_after_beyond_the_cap_gives_the_request_up_as_failed(site_server
 def test_retry_after_header_values(header, seconds):
     now = 1795615200.0  # 2026-11-25T14:00:00Z
     assert retry_after_seconds(header, now=now) == seconds
+
+
+def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    settings = {"CONCURRENT_REQUESTS": "1", "JOBDIR": str(tmp_path / "job")}
+    for case in ARTICLES:
+        site_server.delays[path_of(site_server, case)] = 1.0
+    proc = subprocess.Popen(
+        command(site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings),
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: count(db, "SELECT count(*) FROM captures") >= 1, "the first page")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stderr
+    done = {p for p in site_server.requests if p != "/robots.txt"}
+    assert 1 <= len(done) < len(ARTICLES)
+
+    site_server.delays.clear()
+    site_server.requests.clear()
+    again = rsarchive_crawl(
+        site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings
+    )
+    assert again.returncode == 0, again.stderr
+    assert "Resuming crawl" in log_text(db)
+    pages = [p for p in site_server.requests if p != "/robots.txt"]
+    assert sorted(pages) == sorted({path_of(site_server, c) for c in ARTICLES} - done)
+    assert again.rows("SELECT count(*) FROM articles") == [(len(ARTICLES),)]

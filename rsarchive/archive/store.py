@@ -286,7 +286,9 @@ class Archive:
                 run[key] = json.loads(run[key])
         return run
 
-    def close_stale_run(self, run_id: int, *, finish_reason: str, exit_code: int) -> bool:
+    def close_stale_run(
+        self, run_id: int, *, finish_reason: str, exit_code: int, stats: dict[str, Any]
+    ) -> bool:
         """Mark a run still ``running`` as interrupted (its process stopped without closing it)."""
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -297,6 +299,7 @@ class Archive:
                     status="interrupted",
                     finish_reason=finish_reason,
                     exit_code=exit_code,
+                    stats=_to_json(stats),
                 )
             )
         return result.rowcount > 0
