@@ -83,10 +83,10 @@ class RetryAfterMiddleware(RetryMiddleware):
     """Scrapy's retry middleware, honouring ``Retry-After`` on 429 and 503 answers.
 
     Scrapy retries those at once. Here the retry waits for the time the server asked
-    (delta-seconds or an HTTP-date), and the engine sends no new request meanwhile: the answer
-    speaks for the whole host, and a crawl has one. A wait longer than
-    ``RSARCHIVE_RETRY_AFTER_MAX`` seconds is not waited for: the request is given up (and the
-    spider counts it failed, to be fetched by a later run). A shutdown ends the wait the same way.
+    (delta-seconds or an HTTP-date), with the engine paused meanwhile: the answer speaks for the
+    whole host, and a crawl has one (requests already in the downloader's queue still go). A
+    wait longer than ``RSARCHIVE_RETRY_AFTER_MAX`` seconds is not made: the request is given up
+    (the spider counts it failed, for a later run to fetch). A shutdown ends a wait the same way.
     """
 
     def __init__(self, settings: Any) -> None:
