@@ -249,6 +249,7 @@ def test_a_database_that_cannot_be_opened_exits_74(site_server, tmp_path):
     [
         ({"CONCURRENT_REQUESTS": "lots"}, {}),
         ({}, {"RSARCHIVE_RETRY_AFTER_MAX": "five minutes"}),
+        ({"LOG_LEVEL": "LOUD"}, {}),
     ],
 )
 def test_a_bad_setting_exits_78(site_server, tmp_path, settings, env):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,7 +224,7 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     settings.set("LOG_FILE", str(log_file), priority="cmdline")
     settings.set("LOG_FILE_APPEND", False, priority="cmdline")
 
-    outcome = _crawl(settings, plan, verbose=verbose)
+    outcome = _crawl(settings, plan, log_file, verbose=verbose)
     summary = _summary(plan, outcome, log_file)
     line = json.dumps(summary, ensure_ascii=False, sort_keys=False)
     _close_log_handlers(log_file)
@@ -260,7 +261,7 @@ class Outcome:
     error: str | None  # the crawl could not start: why
 
 
-def _crawl(settings: Any, plan: Plan, *, verbose: bool) -> Outcome:
+def _crawl(settings: Any, plan: Plan, log_file: Path, *, verbose: bool) -> Outcome:
     from scrapy.crawler import CrawlerProcess
 
     errors: list[str] = []
@@ -272,7 +273,8 @@ def _crawl(settings: Any, plan: Plan, *, verbose: bool) -> Outcome:
         crawler = process.create_crawler(plan.spider)
         deferred = process.crawl(crawler, **plan.spider_args)
     except Exception as exc:  # a bad setting or component: say so, the log has the traceback
-        logger.exception("the crawl could not start")
+        with log_file.open("a", encoding="utf-8") as out:  # logging may not be set up yet
+            out.write(f"the crawl could not start\n{traceback.format_exc()}")
         return Outcome({}, None, f"{exc.__class__.__name__}: {exc}")
 
     def start_failed(failure: Any) -> None:
