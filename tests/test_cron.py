@@ -233,7 +233,7 @@ def test_a_database_that_cannot_be_opened_exits_74(site_server, tmp_path):
     run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "seed"))
     assert run.returncode == 74
     reason, line = run.stderr.splitlines()
-    assert "database_error" in reason and "file is not a database" in reason
+    assert "cannot open the archive: file is not a database (exit 74)" in reason
     summary = json.loads(line)
     assert (summary["run_id"], summary["finish_reason"], summary["exit_code"]) == (
         None,
@@ -379,7 +379,7 @@ def test_robots_txt_answering_503_means_fetch_nothing_and_exit_75(site_server, t
     # Retried once, as any 503, then nothing else was asked of the site.
     assert site_server.requests == ["/robots.txt", "/robots.txt"]
     reason, line = run.stderr.splitlines()
-    assert "robots_unavailable" in reason and "answered HTTP 503" in reason
+    assert "robots.txt unavailable, nothing fetched" in reason and "answered HTTP 503" in reason
     summary = json.loads(line)
     assert (summary["status"], summary["finish_reason"], summary["exit_code"]) == (
         "failed",

@@ -384,13 +384,16 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
     if outcome.error:
         return f"the crawl could not start: {outcome.error} (exit {code})"
     detail = {
-        EXIT_USAGE: stats.get("rsarchive/usage_error"),
-        EXIT_DB: stats.get("rsarchive/database_error"),
-        EXIT_TRY_LATER: stats.get("rsarchive/robots_unavailable"),
-        EXIT_CONFIG: stats.get("rsarchive/schema_error"),
+        EXIT_USAGE: ("usage error", stats.get("rsarchive/usage_error")),
+        EXIT_DB: ("cannot open the archive", stats.get("rsarchive/database_error")),
+        EXIT_TRY_LATER: (
+            "robots.txt unavailable, nothing fetched",
+            stats.get("rsarchive/robots_unavailable"),
+        ),
+        EXIT_CONFIG: ("schema problem", stats.get("rsarchive/schema_error")),
     }.get(code)
-    if detail:
-        return f"{run} {summary['finish_reason'] or 'failed'}: {detail} (exit {code})"
+    if detail and detail[1]:
+        return f"{run}: {detail[0]}: {detail[1]} (exit {code})"
     if code == EXIT_STOPPED:
         return f"{run} stopped early ({summary['finish_reason']}) (exit {code})"
     if code == EXIT_FAILURES:
@@ -403,5 +406,6 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
             )
             or k == "rsarchive/start_url_offsite"
         ]
-        return f"{run} finished with {count} failures ({', '.join(parts)}) (exit {code})"
+        noun = "failure" if count == 1 else "failures"
+        return f"{run} finished with {count} {noun} ({', '.join(parts)}) (exit {code})"
     return f"{run} ended {summary['finish_reason']} (exit {code})"
