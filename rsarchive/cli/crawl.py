@@ -381,6 +381,7 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
     code = summary["exit_code"]
     stats = summary["stats"]
     run = f"run {summary['run_id']}" if summary["run_id"] else "the run"
+    prefix = f"{run}: " if summary["run_id"] else ""
     if outcome.error:
         return f"the crawl could not start: {outcome.error} (exit {code})"
     detail = {
@@ -393,7 +394,7 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
         EXIT_CONFIG: ("schema problem", stats.get("rsarchive/schema_error")),
     }.get(code)
     if detail and detail[1]:
-        return f"{run}: {detail[0]}: {detail[1]} (exit {code})"
+        return f"{prefix}{detail[0]}: {detail[1]} (exit {code})"
     if code == EXIT_STOPPED:
         return f"{run} stopped early ({summary['finish_reason']}) (exit {code})"
     if code == EXIT_FAILURES:
