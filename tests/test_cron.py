@@ -160,8 +160,8 @@ def test_env_i_from_the_root_directory_with_absolute_paths(site_server, tmp_path
     # Project settings were loaded without scrapy.cfg: our pipeline stored the page.
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (1,)
-    assert site_server.user_agents == {next(iter(site_server.user_agents))}
-    assert next(iter(site_server.user_agents)).startswith("rsarchive/")
+    (user_agent,) = site_server.user_agents
+    assert user_agent.startswith("rsarchive/")
 
 
 # -- exit codes from real runs ------------------------------------------------------------------
