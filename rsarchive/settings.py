@@ -20,6 +20,10 @@ RSARCHIVE_SITE_URL = os.environ.get("RSARCHIVE_SITE_URL", "https://responsiblest
 RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
 # Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).
 RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsarchive/rsarchive")
+# `rsarchive crawl`: where each run's log file goes (empty: a logs/ folder beside the SQLite file).
+RSARCHIVE_LOG_DIR = os.environ.get("RSARCHIVE_LOG_DIR", "")
+# The longest Retry-After (seconds) a 429/503 answer is waited for; beyond it the request fails.
+RSARCHIVE_RETRY_AFTER_MAX = float(os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300"))
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"
@@ -45,6 +49,12 @@ REMOTE_CONTROL_ENABLED = False
 
 # --- components --------------------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
+    # robots.txt answering 5xx or unreachable means fetch nothing (RFC 9309), not allow all.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "rsarchive.middlewares.RobotsTxtUnavailableMiddleware": 100,
+    # Retries wait for a 429/503's Retry-After.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "rsarchive.middlewares.RetryAfterMiddleware": 550,
     # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,9 +31,19 @@ class SiteServer:
     requests: list[str] = field(default_factory=list)
     user_agents: set[str] = field(default_factory=set)
     overrides: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    # Answers given once each, in order, before ``overrides`` and the site (e.g. a 503, then 200).
+    queued: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
+    # Seconds to wait before answering a path (a slow site); keep them small.
+    delays: dict[str, float] = field(default_factory=dict)
+    # (time.monotonic() when the request arrived, path), for every request.
+    log: list[tuple[float, str]] = field(default_factory=list)
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
         self.requests.append(path)
+        self.log.append((time.monotonic(), path))
+        time.sleep(min(self.delays.get(path, 0.0), 10.0))
+        if self.queued.get(path):
+            return self.queued[path].pop(0)
         if path in self.overrides:
             return self.overrides[path]
         return self.site.respond(path, origin=self.url)

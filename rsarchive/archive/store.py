@@ -274,6 +274,36 @@ class Archive:
                 )
             )
 
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        """A ``crawl_runs`` row as a dict (``args`` and ``stats`` decoded), or None."""
+        with self.reader() as conn:
+            row = conn.execute(select(m.crawl_runs).where(m.crawl_runs.c.id == run_id)).first()
+        if row is None:
+            return None
+        run = dict(row._mapping)
+        for key in ("args", "stats"):
+            if run[key] is not None:
+                run[key] = json.loads(run[key])
+        return run
+
+    def close_stale_run(
+        self, run_id: int, *, finish_reason: str, exit_code: int, stats: dict[str, Any]
+    ) -> bool:
+        """Mark a run still ``running`` as interrupted (its process stopped without closing it)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(m.crawl_runs)
+                .where(m.crawl_runs.c.id == run_id, m.crawl_runs.c.status == "running")
+                .values(
+                    finished_at=utc_now_iso(),
+                    status="interrupted",
+                    finish_reason=finish_reason,
+                    exit_code=exit_code,
+                    stats=_to_json(stats),
+                )
+            )
+        return result.rowcount > 0
+
     # -- pages -------------------------------------------------------------------------------
 
     def store_page(self, page: Page, run_id: int | None = None) -> StoreResult:

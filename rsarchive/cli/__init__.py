@@ -26,7 +26,7 @@ EXIT_TRY_LATER = 75
 EXIT_CONFIG = 78
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
-COMMAND_MODULES = ("demo", "serve")
+COMMAND_MODULES = ("crawl", "demo", "serve")
 
 DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
 

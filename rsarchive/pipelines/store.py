@@ -19,11 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rsarchive.archive import Archive, StoreResult
 from rsarchive.items import Page
+from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
+from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
-
-# finish_reason -> crawl_runs.status
-_INTERRUPTED = {"shutdown", "closespider_timeout", "memusage_exceeded", "cancelled"}
 
 
 class StorePipeline:
@@ -104,10 +103,12 @@ class StorePipeline:
 
     def _removed(self, future: Any) -> None:
         try:
-            marked = future.result()
+            known, marked = future.result()
         except SQLAlchemyError as exc:
             logger.error("could not mark removed: %s", exc)
             return
+        if known:
+            self.stats.inc_value(GONE_ARCHIVED)
         for url in marked:
             logger.warning("%s is gone: the archived article is marked removed", url)
             self.stats.inc_value("rsarchive/articles_removed")
@@ -117,12 +118,7 @@ class StorePipeline:
         if archive is None:
             self.writer.shutdown()
             return
-        if reason == "finished":
-            status = "finished"
-        elif reason in _INTERRUPTED:
-            status = "interrupted"
-        else:
-            status = "failed"
+        status = run_status(reason)
         # Let queued writes (removals) finish first, so the stats below include them.
         self.writer.submit(int).result()
         stats = dict(self.stats.get_stats())
@@ -135,14 +131,17 @@ class StorePipeline:
                     status=status,
                     finish_reason=reason,
                     stats=stats,
+                    exit_code=exit_code(reason, stats),
                 ).result()
         finally:
             self.writer.submit(archive.close).result()
             self.writer.shutdown()
 
 
-def _mark_removed(archive: Archive, urls: list[str], status: int) -> list[str]:
-    return [url for url in urls if archive.mark_removed(url, status)]
+def _mark_removed(archive: Archive, urls: list[str], status: int) -> tuple[bool, list[str]]:
+    """Whether the archive holds the page's article, and the URLs newly marked removed."""
+    known = bool(archive.known_urls(normalize_url(url) for url in urls))
+    return known, [url for url in urls if archive.mark_removed(url, status)]
 
 
 def _open(database_url: str, spider: str, args: dict[str, Any]) -> tuple[Archive, int]:

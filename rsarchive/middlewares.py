@@ -1,0 +1,163 @@
+"""Downloader middlewares: robots.txt that fails means fetch nothing; Retry-After is honoured.
+
+Both replace a Scrapy built-in at its own priority (see ``DOWNLOADER_MIDDLEWARES`` in settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.asyncio import sleep
+from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request, Response
+
+logger = logging.getLogger(__name__)
+
+ROBOTS_UNAVAILABLE = "robots_unavailable"
+
+
+class RobotsTxtUnavailableMiddleware(RobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with the failure rules of RFC 9309 §2.3.1.
+
+    Scrapy allows everything when robots.txt cannot be fetched and parses whatever body a 4xx or
+    5xx answer brings. Here a 4xx (but 429) means "no robots.txt": allow all. A 5xx or 429 after
+    retries, or a robots.txt that cannot be reached at all, means "assume complete disallow"
+    (RFC 9309 §2.3.1.4): no request to that host goes out, and as every request of an rsarchive
+    crawl goes to its one site, the crawl closes with reason ``robots_unavailable``.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self._unavailable: dict[str, str] = {}  # netloc -> why
+        self._closing: Any = None
+
+    def process_request_2(self, rp: Any, request: Request) -> None:
+        netloc = urlparse_cached(request).netloc
+        if netloc in self._unavailable:
+            raise IgnoreRequest(f"robots.txt unavailable: {self._unavailable[netloc]}")
+        super().process_request_2(rp, request)
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        status = response.status
+        if status >= 500 or status == 429:
+            self._stats.inc_value("robotstxt/response_count")
+            self._stats.inc_value(f"robotstxt/response_status_count/{status}")
+            self._give_up(netloc, f"{response.url} answered HTTP {status}")
+            # Hand the requests waiting for this host's parser None: process_request_2 refuses.
+            waiting = self._parsers[netloc]
+            self._parsers[netloc] = None
+            if isinstance(waiting, Deferred):
+                waiting.callback(None)
+            return
+        if status >= 400:
+            # "Unavailable" in RFC terms: there are no rules, so everything is allowed.
+            response = response.replace(body=b"")
+        await super()._parse_robots(response, netloc, request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        self._give_up(netloc, f"robots.txt of {netloc} could not be fetched: {exc}")
+        super()._robots_error(exc, netloc)
+
+    def _give_up(self, netloc: str, why: str) -> None:
+        self._unavailable[netloc] = why
+        logger.error("%s: fetching nothing from %s (RFC 9309); try again later", why, netloc)
+        self._stats.set_value(f"rsarchive/{ROBOTS_UNAVAILABLE}", why)
+        engine = self.crawler.engine
+        if engine is not None and engine.spider is not None:
+            # Not awaited: closing waits for the requests in progress, this one among them.
+            self._closing = deferred_from_coro(engine.close_spider_async(reason=ROBOTS_UNAVAILABLE))
+
+
+class RetryAfterMiddleware(RetryMiddleware):
+    """Scrapy's retry middleware, honouring ``Retry-After`` on 429 and 503 answers.
+
+    Scrapy retries those at once. Here the retry waits for the time the server asked
+    (delta-seconds or an HTTP-date), with the engine paused meanwhile: the answer speaks for the
+    whole host, and a crawl has one (requests already in the downloader's queue still go). A
+    wait longer than ``RSARCHIVE_RETRY_AFTER_MAX`` seconds is not made: the request is given up
+    (the spider counts it failed, for a later run to fetch). A shutdown ends a wait the same way.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.retry_after_max = settings.getfloat("RSARCHIVE_RETRY_AFTER_MAX")
+        self._waiting = 0
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if (
+            response.status not in (429, 503)
+            or response.status not in self.retry_http_codes
+            or request.meta.get("dont_retry", False)
+        ):
+            return super().process_response(request, response)
+        delay = retry_after_seconds(response.headers.get(b"Retry-After"))
+        if delay is None or delay <= 0:
+            return super().process_response(request, response)
+        stats = self.crawler.stats
+        if delay > self.retry_after_max:
+            logger.error(
+                "Gave up %s: HTTP %s asks to retry after %.0f s, more than "
+                "RSARCHIVE_RETRY_AFTER_MAX (%.0f s)",
+                request.url,
+                response.status,
+                delay,
+                self.retry_after_max,
+            )
+            stats.inc_value("rsarchive/retry_after_too_long")
+            return response
+        retry = self._retry(request, f"{response.status} with Retry-After {delay:g}")
+        if retry is None:
+            return response
+        logger.info(
+            "%s: HTTP %s, retrying in %g s (Retry-After)", request.url, response.status, delay
+        )
+        stats.inc_value("rsarchive/retry_after_waits")
+        if not await self._wait(delay):
+            return response
+        return retry
+
+    async def _wait(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds with the engine paused; False if a shutdown began meanwhile."""
+        engine = self.crawler.engine
+        self._waiting += 1
+        if self._waiting == 1:
+            engine.pause()
+        try:
+            end = time.monotonic() + delay
+            while (left := end - time.monotonic()) > 0:
+                # Short naps: a SIGTERM must not wait for the end of a long Retry-After.
+                await sleep(min(left, 0.5))
+                if not engine.running:
+                    return False
+            return True
+        finally:
+            self._waiting -= 1
+            if self._waiting == 0 and engine.running:
+                engine.unpause()
+
+
+def retry_after_seconds(value: bytes | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3); None if absent or bad."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
