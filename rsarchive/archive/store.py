@@ -31,9 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..items import Article, Author, Page, Tag, Teaser
 from ..urls import normalize_url
 from . import models as m
-from .engine import READ_ONLY, create_schema, make_engine
+from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
+from .schema import prepare_schema
 
 try:
     import zstandard
@@ -73,6 +74,7 @@ _ARTICLE_FIELDS = (
     "language",
     "content_hash",
     "lists_hash",
+    "parser_version",
 )
 # Teaser columns a re-sighting refreshes (first_seen_at never changes).
 _TEASER_REFRESHED = (
@@ -96,7 +98,8 @@ class StoreResult:
     """What ``Archive.store_page`` did with one page.
 
     ``article_status``: ``"new"``; ``"changed"`` (content differs: a revision was added);
-    ``"updated"`` (only metadata such as section, tags, dates or ``removed_at`` differed);
+    ``"updated"`` (only metadata such as section, tags, dates, the parser version or
+    ``removed_at`` differed);
     ``"unchanged"`` (only ``last_seen_at`` moved); None when the page has no article.
     ``teasers_seen`` counts the page's distinct teasers, ``teasers_new`` those first seen now.
     """
@@ -197,7 +200,10 @@ class Archive:
     """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
 
     def __init__(self, database_url: str, *, direct_sqlite: bool = True) -> None:
-        """Open (and create or complete the schema of) the archive at ``database_url``.
+        """Open the archive at ``database_url``, creating it (at the current schema) if empty.
+
+        Raises ``SchemaError`` when the database's schema is older or newer than this code
+        (``rsarchive db upgrade`` migrates it).
 
         Any thread may call the methods, one at a time for the writes (``store_page``,
         ``start_run``, ``finish_run``, ``close``): a dedicated writer thread is the intended use.
@@ -208,7 +214,11 @@ class Archive:
         (``echo``, or the ``sqlalchemy.engine`` logger at INFO).
         """
         self.engine: Engine = make_engine(database_url)
-        create_schema(self.engine)
+        try:
+            prepare_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._reader = self.engine.execution_options(**READ_ONLY)
         self._build_statements(self.engine.dialect.name)
         self._sqlite_cache: SqliteCompiledCache | None = None
@@ -304,7 +314,13 @@ class Archive:
                 if article is not None:
                     stored = known[1:] if known[1] is not None else None
                     result.article_id, result.article_status = self._store_article(
-                        run, article, stored, page.fetched_at or now, result.capture_id, now
+                        run,
+                        article,
+                        stored,
+                        page.fetched_at or now,
+                        result.capture_id,
+                        now,
+                        page.parser_version,
                     )
                     page_url = article.url
                 else:
@@ -543,6 +559,7 @@ class Archive:
         captured_at: str,
         capture_id: int,
         now: str,
+        parser_version: str | None = None,
     ) -> tuple[int, ArticleStatus]:
         """``stored``: the article row as ``_lookup`` read it (id, removed_at, fields) or None."""
         authors = _unique_by_name(article.authors)
@@ -569,6 +586,7 @@ class Archive:
             "language": article.language,
             "content_hash": content_hash(article),
             "lists_hash": _lists_hash(authors, tags, article),
+            "parser_version": parser_version,
         }
 
         if stored is None:
@@ -639,6 +657,7 @@ class Archive:
                 "body_html": article.body_html,
                 "authors": ", ".join(a.name for a in authors),
                 "capture_id": capture_id,
+                "parser_version": values["parser_version"],
             },
         )
 
