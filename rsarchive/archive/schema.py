@@ -29,6 +29,11 @@ BASELINE = "0001"
 _MARKER_TABLE = "articles"
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's autogenerate: the FTS5 index and its shadow tables are not in the models."""
+    return not (type_ == "table" and name is not None and name.startswith("articles_fts"))
+
+
 class SchemaError(Exception):
     """The database schema is not the one this code reads and writes (one line for the user)."""
 

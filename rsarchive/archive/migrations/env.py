@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 
 from rsarchive.archive.models import metadata
+from rsarchive.archive.schema import include_name
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -22,6 +23,7 @@ context.configure(
     # SQLite alters little in place: a step that must rebuild a table uses batch mode.
     render_as_batch=True,
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()
