@@ -83,7 +83,8 @@ def test_an_edited_article_gets_one_new_revision_and_diff_shows_the_change(site_
     history = rsarchive("history", seed_url, "--db", str(db))
     assert history.returncode == 0, history.stderr
     lines = history.stdout.splitlines()
-    assert "(article 1, 2 revisions)" in lines[1]
+    (seed_id,) = second.rows("SELECT id FROM articles WHERE url = ?", seed_url)[0]
+    assert f"(article {seed_id}, 2 revisions)" in lines[1]
     assert "first version:" in lines[4]
     assert "body +2 words, +10 chars" in lines[5]
 
@@ -94,7 +95,7 @@ def test_an_edited_article_gets_one_new_revision_and_diff_shows_the_change(site_
     plus = [line for line in diff.stdout.splitlines() if line.startswith("+Update 5/19")]
     assert "amicable in tone" in minus[0] and "frosty and guarded in tone" in plus[0]
 
-    words = rsarchive("diff", "1", "--words", "--db", str(db))
+    words = rsarchive("diff", str(seed_id), "--words", "--db", str(db))
     assert "[-amicable-] {+frosty and guarded+} in tone" in words.stdout
     as_json = json.loads(rsarchive("diff", seed_url, "--json", "--db", str(db)).stdout)
     assert (as_json["from"]["number"], as_json["to"]["number"]) == (1, 2)
