@@ -229,3 +229,15 @@ def test_reparse_rejects_a_bad_since_date(tmp_path, since):
     proc = rsarchive("reparse", "--db", str(tmp_path / "a.db"), "--since", since)
     assert proc.returncode == 64
     assert "not a date" in proc.stderr
+
+
+def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
+    site_server, tmp_path, monkeypatch, capsys
+):
+    from rsarchive.archive import store
+
+    db = tmp_path / "a.db"
+    crawl(site_server, db, "seed")
+    monkeypatch.setattr(store, "zstandard", None)
+    assert main(["reparse", "--db", str(db)]) == 78
+    assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err

@@ -239,3 +239,30 @@ def test_db_commands_on_a_missing_file_do_not_create_it(tmp_path):
         assert proc.returncode == 74
         assert proc.stderr == f"rsarchive db: no archive database at {tmp_path / 'nope.db'}\n"
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_opening_an_archive_never_waits_for_the_write_lock_of_a_running_crawl(demo_db):
+    crawl = sqlite3.connect(demo_db, isolation_level=None)
+    crawl.execute("BEGIN IMMEDIATE")  # a crawl in the middle of storing a page
+    try:
+        with Archive(f"sqlite:///{demo_db}") as archive:  # the schema check only reads
+            assert len(archive.list_articles()) == 10
+        proc = rsarchive("db", "current", "--db", str(demo_db))
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        crawl.execute("ROLLBACK")
+        crawl.close()
+
+
+def test_a_downgrade_to_0001_gives_back_the_issue2_schema(tmp_path):
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(ISSUE2_SCHEMA.read_text(encoding="utf-8"))
+    Archive(f"sqlite:///{tmp_path / 'new.db'}").close()
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+    engine.dispose()
+    sql = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version' ORDER BY 2"
+    with sqlite3.connect(old) as a, sqlite3.connect(tmp_path / "new.db") as b:
+        assert a.execute(sql).fetchall() == b.execute(sql).fetchall()

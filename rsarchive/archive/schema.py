@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect
 
-from .engine import create_schema
+from .engine import READ_ONLY, create_schema
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -107,7 +107,8 @@ def check_schema(engine: Engine | Connection) -> None:
     if isinstance(engine, Connection):
         problem = schema_problem(engine)
     else:
-        with engine.connect() as conn:
+        # A plain BEGIN: checking never waits for the write lock a running crawl holds.
+        with engine.execution_options(**READ_ONLY).connect() as conn:
             problem = schema_problem(conn)
     if problem:
         raise SchemaError(problem)
@@ -116,14 +117,18 @@ def check_schema(engine: Engine | Connection) -> None:
 def prepare_schema(engine: Engine) -> None:
     """Create a fresh archive at the current version, or check an existing one's version.
 
-    One transaction (BEGIN IMMEDIATE on SQLite): two processes creating the same new file
-    cannot both create it.
+    An existing archive is only read (no write lock). An empty one is created in one write
+    transaction (BEGIN IMMEDIATE on SQLite) that looks again first: of two processes creating
+    the same new file, one creates it and the other finds it made.
     """
-    with engine.begin() as conn:
-        if current_revision(conn) is None:
-            create_schema(conn)
-            _stamp(conn, head_revision())
-            return
+    with engine.execution_options(**READ_ONLY).connect() as conn:
+        empty = current_revision(conn) is None
+    if empty:
+        with engine.begin() as conn:
+            if current_revision(conn) is None:
+                create_schema(conn)
+                _stamp(conn, head_revision())
+                return
     check_schema(engine)
 
 

@@ -172,6 +172,10 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
+class MissingCodec(RuntimeError):
+    """A capture was compressed with a codec this Python cannot read (zstd without zstandard)."""
+
+
 _codec_state = threading.local()  # a zstd compressor must not be shared between threads
 
 
@@ -191,7 +195,7 @@ def decompress_body(data: bytes, compression: str) -> bytes:
         return zlib.decompress(data)
     if compression == "zstd":
         if zstandard is None:
-            raise RuntimeError("this capture is zstd-compressed: install the zstandard package")
+            raise MissingCodec("this capture is zstd-compressed: install the zstandard package")
         return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     raise ValueError(f"unknown capture compression {compression!r}")
 

@@ -114,11 +114,12 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 @_db_errors
 def cmd_current(args: argparse.Namespace) -> int:
+    from rsarchive.archive.engine import READ_ONLY
     from rsarchive.archive.schema import current_revision, head_revision, schema_problem
 
     engine = _engine(args, must_exist=True)
     try:
-        with engine.connect() as conn:
+        with engine.execution_options(**READ_ONLY).connect() as conn:
             current = current_revision(conn)
             problem = schema_problem(conn)
     finally:

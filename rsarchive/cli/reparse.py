@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 
 from rsarchive.cli import (
+    EXIT_CONFIG,
     EXIT_DB,
     EXIT_FAILURES,
     EXIT_OK,
@@ -52,6 +53,7 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from rsarchive.archive import Archive
+    from rsarchive.archive.store import MissingCodec
     from rsarchive.pipelines.reparse import reparse
 
     since = _since(args.since)
@@ -67,6 +69,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
+    except MissingCodec as exc:
+        raise CommandError(str(exc), EXIT_CONFIG) from exc
     arts = result.articles
     print(
         f"re-parsed {result.captures} captures (run {result.run_id}): "
