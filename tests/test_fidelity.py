@@ -86,7 +86,7 @@ def test_an_edited_article_gets_one_new_revision_and_diff_shows_the_change(site_
     (seed_id,) = second.rows("SELECT id FROM articles WHERE url = ?", seed_url)[0]
     assert f"(article {seed_id}, 2 revisions)" in lines[1]
     assert "first version:" in lines[4]
-    assert "body +2 words, +10 chars" in lines[5]
+    assert "body: +2 words, +10 chars" in lines[5]
 
     diff = rsarchive("diff", seed_url, "--db", str(db))
     assert diff.returncode == 0, diff.stderr
@@ -219,7 +219,7 @@ def test_a_reparse_under_a_changed_parser_shows_in_history(
         "rebelmouse-2099.1",
     ]
     assert history["article"]["parser_version"] == "rebelmouse-2099.1"
-    assert history["revisions"][1]["changes"][0].startswith("body -")
+    assert history["revisions"][1]["changes"][0].startswith("body: -")
     # Both revisions were read from the one capture: the page itself never changed.
     assert len({r["capture_id"] for r in history["revisions"]}) == 1
 

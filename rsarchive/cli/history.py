@@ -64,6 +64,10 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list]:
         raise CommandError(f"cannot read the archive: {reason}", EXIT_DB) from exc
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def _signed(n: int) -> str:
     return f"+{n:,}" if n > 0 else f"{n:,}" if n < 0 else "±0"
 
@@ -77,7 +81,7 @@ def changes(old: Any, new: Any) -> list[str]:
         out.append("subtitle")
     if old.body_text != new.body_text:
         out.append(
-            f"body {_signed(new.words - old.words)} words, "
+            f"body: {_signed(new.words - old.words)} words, "
             f"{_signed(len(new.body_text) - len(old.body_text))} chars"
         )
     if old.authors != new.authors:
@@ -95,7 +99,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows = []
     for i, v in enumerate(versions):
         what = (
-            [f"first version: {v.words:,} words, {len(v.authors)} authors"]
+            [f"first version: {_count(v.words, 'word')}, {_count(len(v.authors), 'author')}"]
             if i == 0
             else changes(versions[i - 1], v) or ["same content (parser version differs)"]
         )
@@ -109,7 +113,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     print(f"{article['title']}")
-    print(f"{article['url']}  (article {article['id']}, {len(versions)} revisions)")
+    print(f"{article['url']}  (article {article['id']}, {_count(len(versions), 'revision')})")
     print()
     print(f"{'#':>3}  {'SEEN':<20}  {'PARSER':<20}  {'WORDS':>6}  CHANGES")
     for v, what in rows:
@@ -159,6 +163,9 @@ def _body_word_diff(old: list[str], new: list[str], context: int) -> Iterator[st
 def cmd_diff(args: argparse.Namespace) -> int:
     article, versions = _load(args)
     count = len(versions)
+    if count < 2 and args.from_ is None and args.to is None:
+        print(f"article {article['id']} has {_count(count, 'revision')}: nothing to compare")
+        return EXIT_OK
     to = args.to if args.to is not None else count
     start = args.from_ if args.from_ is not None else to - 1
     for name, n in (("--from", start), ("--to", to)):
@@ -166,9 +173,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"{name} {n}: article {article['id']} has revisions 1 to {count}", EXIT_USAGE
             )
-    if count < 2:
-        print(f"article {article['id']} has {count} revision(s): nothing to compare")
-        return EXIT_OK
     old, new = versions[start - 1], versions[to - 1]
     fields = {}
     for name in ("title", "subtitle", "authors"):
