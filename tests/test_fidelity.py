@@ -179,6 +179,11 @@ def test_crawl_then_reparse_into_a_fresh_database_gives_identical_rows(site_serv
         assert conn.execute("SELECT spider, status FROM crawl_runs").fetchall() == [
             ("reparse", "finished")
         ]
+        # The rebuilt archive dates each article by its capture, not by the rebuild.
+        assert conn.execute(
+            "SELECT count(*) FROM articles a JOIN captures c ON c.url = a.url"
+            " WHERE a.first_seen_at = c.fetched_at AND a.last_seen_at = c.fetched_at"
+        ).fetchone() == (10,)
 
     # In place, with the same parser: nothing but last_seen_at moves.
     again = rsarchive("reparse", "--db", str(db))
@@ -241,3 +246,16 @@ def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
     monkeypatch.setattr(store, "zstandard", None)
     assert main(["reparse", "--db", str(db)]) == 78
     assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err
+
+
+def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, tmp_path, capsys):
+    db, one = tmp_path / "a.db", tmp_path / "one.db"
+    crawl(site_server, db, "seed", "two-authors")
+    capsys.readouterr()
+    seed_url = site_server.page_url("seed")
+    assert main(["reparse", "--db", str(db), "--url", seed_url, "--into", str(one)]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 1 captures")
+    with sqlite3.connect(one) as conn:
+        assert conn.execute("SELECT url FROM articles").fetchall() == [(seed_url.rstrip("/"),)]
+    assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 0 captures")

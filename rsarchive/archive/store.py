@@ -290,9 +290,15 @@ class Archive:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def store_page(self, page: Page, run_id: int | None = None) -> StoreResult:
-        """Store one fetched page in one transaction: capture, article, its lists, teasers."""
-        now = utc_now_iso()
+    def store_page(
+        self, page: Page, run_id: int | None = None, *, seen_at: str | None = None
+    ) -> StoreResult:
+        """Store one fetched page in one transaction: capture, article, its lists, teasers.
+
+        ``seen_at``: the time to record as "seen" (default: now); a rebuild from captures
+        passes the capture's fetch time, so the new archive keeps the history of the old.
+        """
+        now = seen_at or utc_now_iso()
         result = StoreResult()
         article = page.article
         capture_url = normalize_url(page.url)

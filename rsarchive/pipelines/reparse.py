@@ -117,7 +117,10 @@ def reparse(
                 result.dropped[key] += 1
                 continue
             page.selector = None
-            stored = target.store_page(page, result.run_id)
+            # Into another archive: the times are those of the captures (a faithful rebuild).
+            # In place: the archive is re-read now, and what changes now is dated now.
+            seen_at = page.fetched_at if target is not source else None
+            stored = target.store_page(page, result.run_id, seen_at=seen_at)
             result.pages_stored += 1
             if stored.article_status:
                 result.articles[stored.article_status] += 1
