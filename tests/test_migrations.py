@@ -234,12 +234,13 @@ def test_db_check_reports_orphan_rows_and_missing_triggers(demo_db):
     assert "PROBLEM full-text index trigger missing: articles_fts_au" in lines
 
 
-def test_db_commands_on_a_missing_file_do_not_create_it(tmp_path):
-    for action in ("check", "current"):
-        proc = rsarchive("db", action, "--db", str(tmp_path / "nope.db"))
+def test_reading_commands_on_a_missing_file_do_not_create_it(tmp_path):
+    missing = tmp_path / "nope.db"
+    for argv in (["db", "check"], ["db", "current"], ["history", "1"], ["reparse"]):
+        proc = rsarchive(*argv, "--db", str(missing))
         assert proc.returncode == 74
-        assert proc.stderr == f"rsarchive db: no archive database at {tmp_path / 'nope.db'}\n"
-    assert not (tmp_path / "nope.db").exists()
+        assert proc.stderr == f"rsarchive {argv[0]}: no archive database at {missing}\n"
+    assert not missing.exists()
 
 
 def test_opening_an_archive_never_waits_for_the_write_lock_of_a_running_crawl(demo_db):

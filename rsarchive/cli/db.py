@@ -50,27 +50,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(func=cmd_check)
 
 
-def _engine(args: argparse.Namespace, *, must_exist: bool):
+def existing_archive(value: str | None) -> str:
+    """The URL for ``--db``; a SQLite file that does not exist is an error (74), not created."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from rsarchive.archive import make_engine
-
-    url = database_url(args.db)
+    url = database_url(value)
     try:
         sa_url = make_url(url)
     except ArgumentError as exc:
         raise CommandError(f"not a database URL: {url}", EXIT_CONFIG) from exc
     database = sa_url.database or ""
     if (
-        must_exist
-        and sa_url.get_backend_name() == "sqlite"
+        sa_url.get_backend_name() == "sqlite"
         and database
         and database != ":memory:"
         and not database.startswith("file:")
         and not Path(database).exists()
     ):
         raise CommandError(f"no archive database at {database}", EXIT_DB)
+    return url
+
+
+def _engine(args: argparse.Namespace, *, must_exist: bool):
+    from rsarchive.archive import make_engine
+
+    url = existing_archive(args.db) if must_exist else database_url(args.db)
     try:
         return make_engine(url)
     except Exception as exc:  # unknown dialect, missing driver: one line, not a traceback

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rsarchive.cli import EXIT_DB, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument, database_url
+from rsarchive.cli import EXIT_DB, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
+from rsarchive.cli.db import existing_archive
 
 #: No archived article with that URL or id (the query commands use the same code).
 EXIT_NOT_FOUND = 66
@@ -54,7 +55,7 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list]:
     from rsarchive.archive.revisions import article_versions, find_article
 
     try:
-        with Archive(database_url(args.db)) as archive, archive.reader() as conn:
+        with Archive(existing_archive(args.db)) as archive, archive.reader() as conn:
             article = find_article(conn, args.article)
             if article is None:
                 raise CommandError(f"no archived article {args.article}", EXIT_NOT_FOUND)
@@ -113,7 +114,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     print(f"{article['title']}")
-    print(f"{article['url']}  (article {article['id']}, {_count(len(versions), 'revision')})")
+    removed = f"; gone from the site since {article['removed_at']}" if article["removed_at"] else ""
+    print(
+        f"{article['url']}  (article {article['id']}, {_count(len(versions), 'revision')}{removed})"
+    )
     print()
     print(f"{'#':>3}  {'SEEN':<20}  {'PARSER':<20}  {'WORDS':>6}  CHANGES")
     for v, what in rows:

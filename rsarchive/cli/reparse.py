@@ -54,10 +54,11 @@ def cmd_reparse(args: argparse.Namespace) -> int:
 
     from rsarchive.archive import Archive
     from rsarchive.archive.store import MissingCodec
+    from rsarchive.cli.db import existing_archive
     from rsarchive.pipelines.reparse import reparse
 
     since = _since(args.since)
-    source_url = database_url(args.db)
+    source_url = existing_archive(args.db)
     target_url = database_url(args.into) if args.into else source_url
     try:
         with Archive(source_url) as source:
