@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 from rsarchive.cli import (
@@ -34,10 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(upgrade)
     upgrade.set_defaults(func=cmd_upgrade)
 
-    for name in ("current", "status"):
-        current = actions.add_parser(name, help="show the archive's schema version")
-        add_db_argument(current)
-        current.set_defaults(func=cmd_current)
+    current = actions.add_parser(
+        "current", aliases=["status"], help="show the archive's schema version"
+    )
+    add_db_argument(current)
+    current.set_defaults(func=cmd_current)
 
     check = actions.add_parser(
         "check",
@@ -82,8 +85,8 @@ def _engine(args: argparse.Namespace, *, must_exist: bool):
         raise CommandError(f"cannot open the archive database {url}: {exc}", EXIT_CONFIG) from exc
 
 
-def _db_errors(func):
-    from functools import wraps
+def _db_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A database error while a command runs: one line and exit 74, not a traceback."""
 
     @wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
