@@ -106,3 +106,5 @@ class Page:
     selector: Any = field(default=None, repr=False, compare=False)
     article: Article | None = None
     teasers: list[Teaser] = field(default_factory=list)
+    # The parser that split this page (``rsarchive.extract.PARSER_VERSION``), set by the split step.
+    parser_version: str | None = None

@@ -28,7 +28,7 @@ def dump(db: Path) -> dict[str, list[tuple]]:
             for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'"
                 " AND name NOT LIKE 'articles_fts%' AND name NOT LIKE 'sqlite_%'"
-                " AND name != 'crawl_runs'"
+                " AND name NOT IN ('crawl_runs', 'alembic_version')"
             )
         ]
         for table in tables:

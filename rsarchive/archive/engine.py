@@ -78,20 +78,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every missing table, index and view, and on SQLite the full-text index. Idempotent."""
+def create_schema(engine: Engine | Connection) -> None:
+    """Create every missing table, index and view, and on SQLite the full-text index. Idempotent.
+
+    Given a connection, runs in its transaction (``rsarchive.archive.schema`` creates a fresh
+    archive and stamps its migration version in one).
+    """
+    if isinstance(engine, Connection):
+        _create_schema(engine)
+        return
     with engine.begin() as conn:
-        metadata.create_all(conn)
-        if conn.dialect.name in ("sqlite", "postgresql"):
-            for ddl in create_view_ddl(conn.dialect.name):
-                conn.exec_driver_sql(ddl)
-        if conn.dialect.name != "sqlite":
-            return
-        had_fts = conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'articles_fts'"
-        ).first()
-        for ddl in FTS_DDL:
+        _create_schema(conn)
+
+
+def _create_schema(conn: Connection) -> None:
+    metadata.create_all(conn)
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        for ddl in create_view_ddl(conn.dialect.name):
             conn.exec_driver_sql(ddl)
-        if not had_fts:
-            # The articles table may predate the index (an older file, a restore): fill it.
-            conn.exec_driver_sql("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")
+    if conn.dialect.name != "sqlite":
+        return
+    had_fts = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'articles_fts'"
+    ).first()
+    for ddl in FTS_DDL:
+        conn.exec_driver_sql(ddl)
+    if not had_fts:
+        # The articles table may predate the index (an older file, a restore): fill it.
+        conn.exec_driver_sql("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")

@@ -79,6 +79,8 @@ class Article(Base):
     last_seen_at: Mapped[str]
     changed_at: Mapped[str]
     removed_at: Mapped[str | None]
+    # Issue 5: the parser (``rsarchive.extract.PARSER_VERSION``) that made the stored fields.
+    parser_version: Mapped[str | None]
 
 
 class Author(Base):
@@ -199,7 +201,8 @@ class Capture(Base):
     final_url: Mapped[str | None]
     requested_url: Mapped[str | None]
     status: Mapped[int]
-    fetched_at: Mapped[str]
+    # Issue 5: indexed, `rsarchive reparse` walks captures in fetch order.
+    fetched_at: Mapped[str] = mapped_column(index=True)
     content_type: Mapped[str | None]
     headers: Mapped[str | None]
     sha256: Mapped[str]
@@ -230,6 +233,8 @@ class Revision(Base):
     capture_id: Mapped[int | None] = mapped_column(
         ForeignKey("captures.id", ondelete="SET NULL"), index=True
     )
+    # Issue 5: the parser that read this version out of its capture (NULL: before it was kept).
+    parser_version: Mapped[str | None]
 
 
 # Core handles on the tables: the write path uses Core statements, not the ORM unit of work.

@@ -31,9 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..items import Article, Author, Page, Tag, Teaser
 from ..urls import normalize_url
 from . import models as m
-from .engine import READ_ONLY, create_schema, make_engine
+from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
+from .schema import prepare_schema
 
 try:
     import zstandard
@@ -73,6 +74,7 @@ _ARTICLE_FIELDS = (
     "language",
     "content_hash",
     "lists_hash",
+    "parser_version",
 )
 # Teaser columns a re-sighting refreshes (first_seen_at never changes).
 _TEASER_REFRESHED = (
@@ -96,7 +98,8 @@ class StoreResult:
     """What ``Archive.store_page`` did with one page.
 
     ``article_status``: ``"new"``; ``"changed"`` (content differs: a revision was added);
-    ``"updated"`` (only metadata such as section, tags, dates or ``removed_at`` differed);
+    ``"updated"`` (only metadata such as section, tags, dates, the parser version or
+    ``removed_at`` differed);
     ``"unchanged"`` (only ``last_seen_at`` moved); None when the page has no article.
     ``teasers_seen`` counts the page's distinct teasers, ``teasers_new`` those first seen now.
     """
@@ -169,6 +172,10 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
+class MissingCodec(RuntimeError):
+    """A capture was compressed with a codec this Python cannot read (zstd without zstandard)."""
+
+
 _codec_state = threading.local()  # a zstd compressor must not be shared between threads
 
 
@@ -188,7 +195,7 @@ def decompress_body(data: bytes, compression: str) -> bytes:
         return zlib.decompress(data)
     if compression == "zstd":
         if zstandard is None:
-            raise RuntimeError("this capture is zstd-compressed: install the zstandard package")
+            raise MissingCodec("this capture is zstd-compressed: install the zstandard package")
         return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     raise ValueError(f"unknown capture compression {compression!r}")
 
@@ -197,7 +204,10 @@ class Archive:
     """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
 
     def __init__(self, database_url: str, *, direct_sqlite: bool = True) -> None:
-        """Open (and create or complete the schema of) the archive at ``database_url``.
+        """Open the archive at ``database_url``, creating it (at the current schema) if empty.
+
+        Raises ``SchemaError`` when the database's schema is older or newer than this code
+        (``rsarchive db upgrade`` migrates it).
 
         Any thread may call the methods, one at a time for the writes (``store_page``,
         ``start_run``, ``finish_run``, ``close``): a dedicated writer thread is the intended use.
@@ -208,7 +218,11 @@ class Archive:
         (``echo``, or the ``sqlalchemy.engine`` logger at INFO).
         """
         self.engine: Engine = make_engine(database_url)
-        create_schema(self.engine)
+        try:
+            prepare_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._reader = self.engine.execution_options(**READ_ONLY)
         self._build_statements(self.engine.dialect.name)
         self._sqlite_cache: SqliteCompiledCache | None = None
@@ -306,9 +320,15 @@ class Archive:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def store_page(self, page: Page, run_id: int | None = None) -> StoreResult:
-        """Store one fetched page in one transaction: capture, article, its lists, teasers."""
-        now = utc_now_iso()
+    def store_page(
+        self, page: Page, run_id: int | None = None, *, seen_at: str | None = None
+    ) -> StoreResult:
+        """Store one fetched page in one transaction: capture, article, its lists, teasers.
+
+        ``seen_at``: the time to record as "seen" (default: now); a rebuild from captures
+        passes the capture's fetch time, so the new archive keeps the history of the old.
+        """
+        now = seen_at or utc_now_iso()
         result = StoreResult()
         article = page.article
         capture_url = normalize_url(page.url)
@@ -334,7 +354,13 @@ class Archive:
                 if article is not None:
                     stored = known[1:] if known[1] is not None else None
                     result.article_id, result.article_status = self._store_article(
-                        run, article, stored, page.fetched_at or now, result.capture_id, now
+                        run,
+                        article,
+                        stored,
+                        page.fetched_at or now,
+                        result.capture_id,
+                        now,
+                        page.parser_version,
                     )
                     page_url = article.url
                 else:
@@ -573,6 +599,7 @@ class Archive:
         captured_at: str,
         capture_id: int,
         now: str,
+        parser_version: str | None = None,
     ) -> tuple[int, ArticleStatus]:
         """``stored``: the article row as ``_lookup`` read it (id, removed_at, fields) or None."""
         authors = _unique_by_name(article.authors)
@@ -599,6 +626,7 @@ class Archive:
             "language": article.language,
             "content_hash": content_hash(article),
             "lists_hash": _lists_hash(authors, tags, article),
+            "parser_version": parser_version,
         }
 
         if stored is None:
@@ -669,6 +697,7 @@ class Archive:
                 "body_html": article.body_html,
                 "authors": ", ".join(a.name for a in authors),
                 "capture_id": capture_id,
+                "parser_version": values["parser_version"],
             },
         )
 

@@ -26,7 +26,7 @@ EXIT_TRY_LATER = 75
 EXIT_CONFIG = 78
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
-COMMAND_MODULES = ("crawl", "demo", "serve")
+COMMAND_MODULES = ("crawl", "demo", "history", "reparse", "db", "serve")
 
 DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
 
@@ -78,12 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rsarchive.archive.schema import SchemaError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except CommandError as exc:
         print(f"rsarchive {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SchemaError as exc:  # raised by Archive() in any command: the message says the fix
+        print(f"rsarchive {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `rsarchive ... | head`

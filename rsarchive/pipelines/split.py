@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rsarchive.extract import parse_page
+from rsarchive.extract import parse_page, rebelmouse
 from rsarchive.items import Page
 
 logger = logging.getLogger(__name__)
@@ -33,5 +33,7 @@ class SplitPipeline:
             logger.info("%s on %s", warning, item.url)
             self.stats.inc_value(f"rsarchive/page_warning/{warning}")
         item.article = parsed.article
+        # Read at call time: a re-parse under a new parser version records that version.
+        item.parser_version = rebelmouse.PARSER_VERSION
         item.teasers = parsed.teasers
         return item

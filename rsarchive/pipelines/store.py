@@ -17,7 +17,7 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
 from sqlalchemy.exc import SQLAlchemyError
 
-from rsarchive.archive import Archive, StoreResult
+from rsarchive.archive import Archive, SchemaError, StoreResult
 from rsarchive.items import Page
 from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
 from rsarchive.urls import normalize_url
@@ -47,6 +47,12 @@ class StorePipeline:
             self.archive, self.run_id = self.writer.submit(
                 _open, self.database_url, spider.name, getattr(spider, "args", {})
             ).result()
+        except SchemaError as exc:
+            # An old schema would make every write fail (or worse, half-work): stop before any
+            # request, naming the command that fixes it.
+            logger.error("%s", exc)
+            self.stats.set_value("rsarchive/schema_error", str(exc))
+            raise CloseSpider("schema_error") from exc
         except (SQLAlchemyError, OSError, ValueError) as exc:
             # Crawling without a place to store pages would lose them all: stop before any request.
             reason = getattr(exc, "orig", None) or exc

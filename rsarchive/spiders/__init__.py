@@ -43,7 +43,7 @@ class RebelMouseSpider(scrapy.Spider):
         return url if same_site(url, self.site_url) else None
 
     def page_item(self, response: Response) -> Page:
-        response = _fix_encoding(response)
+        response = fix_encoding(response)
         headers = {
             k.decode("latin-1"): b", ".join(v).decode("latin-1")
             for k, v in response.headers.items()
@@ -67,7 +67,7 @@ class RebelMouseSpider(scrapy.Spider):
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
 
 
-def _fix_encoding(response: Response) -> Response:
+def fix_encoding(response: Response) -> Response:
     """Trust the bytes over a server that labels a UTF-8 page as Latin-1.
 
     Runs before ``response.selector`` is first touched, so the page is still parsed only once.

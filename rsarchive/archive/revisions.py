@@ -1,0 +1,93 @@
+"""Reading an article's history: find it by URL or id, list its revisions in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..urls import normalize_url
+from . import models as m
+
+
+@dataclass(slots=True)
+class Version:
+    """One revision of an article; ``number`` counts from 1 in the order they were stored."""
+
+    number: int
+    id: int
+    captured_at: str
+    parser_version: str | None
+    content_hash: str
+    title: str
+    subtitle: str | None
+    body_text: str
+    authors: list[str]
+    capture_id: int | None
+
+    @property
+    def words(self) -> int:
+        return len(self.body_text.split())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "id": self.id,
+            "captured_at": self.captured_at,
+            "parser_version": self.parser_version,
+            "content_hash": self.content_hash,
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "authors": self.authors,
+            "words": self.words,
+            "chars": len(self.body_text),
+            "capture_id": self.capture_id,
+        }
+
+
+def find_article(conn: Connection, ref: str) -> dict[str, Any] | None:
+    """The article named by ``ref``: its id (digits) or its URL (normalised), else None."""
+    a = m.articles
+    cols = (a.c.id, a.c.url, a.c.title, a.c.parser_version, a.c.changed_at, a.c.removed_at)
+    ref = ref.strip()
+    if ref.isdigit():
+        row = conn.execute(select(*cols).where(a.c.id == int(ref))).mappings().first()
+    else:
+        row = conn.execute(select(*cols).where(a.c.url == normalize_url(ref))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def article_versions(conn: Connection, article_id: int) -> list[Version]:
+    """Every stored revision of an article, oldest first (revision ids grow with each store)."""
+    r = m.revisions
+    rows = conn.execute(
+        select(
+            r.c.id,
+            r.c.captured_at,
+            r.c.parser_version,
+            r.c.content_hash,
+            r.c.title,
+            r.c.subtitle,
+            r.c.body_text,
+            r.c.authors,
+            r.c.capture_id,
+        )
+        .where(r.c.article_id == article_id)
+        .order_by(r.c.id)
+    )
+    return [
+        Version(
+            number=i,
+            id=row.id,
+            captured_at=row.captured_at,
+            parser_version=row.parser_version,
+            content_hash=row.content_hash,
+            title=row.title,
+            subtitle=row.subtitle,
+            body_text=row.body_text or "",
+            authors=[n.strip() for n in (row.authors or "").split(", ") if n.strip()],
+            capture_id=row.capture_id,
+        )
+        for i, row in enumerate(rows, start=1)
+    ]

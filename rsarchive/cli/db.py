@@ -1,0 +1,163 @@
+"""`rsarchive db`: schema version (`current`), migrations (`upgrade`), integrity (`check`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+from rsarchive.cli import (
+    EXIT_CONFIG,
+    EXIT_DB,
+    EXIT_OK,
+    CommandError,
+    add_db_argument,
+    database_url,
+)
+
+#: `rsarchive db check` found problems (sysexits EX_DATAERR); each is printed.
+EXIT_CHECK_FAILED = 65
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser(
+        "db",
+        help="archive maintenance: schema version, migrations, integrity check",
+        description="Archive maintenance.",
+    )
+    actions = db.add_subparsers(dest="action", metavar="ACTION", parser_class=sub._parser_class)
+    actions.required = True
+
+    upgrade = actions.add_parser(
+        "upgrade",
+        help="migrate the archive to this rsarchive's schema (creates a new archive if empty)",
+    )
+    add_db_argument(upgrade)
+    upgrade.set_defaults(func=cmd_upgrade)
+
+    current = actions.add_parser(
+        "current", aliases=["status"], help="show the archive's schema version"
+    )
+    add_db_argument(current)
+    current.set_defaults(func=cmd_current)
+
+    check = actions.add_parser(
+        "check",
+        help="PRAGMA integrity_check, the full-text index, orphan rows, the schema version",
+        description="Check the archive: SQLite's integrity check, the full-text index against "
+        "the articles table, rows pointing to rows that do not exist, and the schema version. "
+        f"Prints each problem; exits 0 when all is well, {EXIT_CHECK_FAILED} otherwise.",
+    )
+    add_db_argument(check)
+    check.set_defaults(func=cmd_check)
+
+
+def existing_archive(value: str | None) -> str:
+    """The URL for ``--db``; a SQLite file that does not exist is an error (74), not created."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = database_url(value)
+    try:
+        sa_url = make_url(url)
+    except ArgumentError as exc:
+        raise CommandError(f"not a database URL: {url}", EXIT_CONFIG) from exc
+    database = sa_url.database or ""
+    if (
+        sa_url.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        raise CommandError(f"no archive database at {database}", EXIT_DB)
+    return url
+
+
+def _engine(args: argparse.Namespace, *, must_exist: bool):
+    from rsarchive.archive import make_engine
+
+    url = existing_archive(args.db) if must_exist else database_url(args.db)
+    try:
+        return make_engine(url)
+    except Exception as exc:  # unknown dialect, missing driver: one line, not a traceback
+        raise CommandError(f"cannot open the archive database {url}: {exc}", EXIT_CONFIG) from exc
+
+
+def _db_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A database error while a command runs: one line and exit 74, not a traceback."""
+
+    @wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return func(args)
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
+
+    return wrapper
+
+
+@_db_errors
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from rsarchive.archive.schema import db_argument, upgrade
+
+    engine = _engine(args, must_exist=False)
+    try:
+        before, after = upgrade(engine)
+        where = db_argument(engine)
+    finally:
+        engine.dispose()
+    if before is None:
+        print(f"created a new archive at schema {after}: {where}")
+    elif before == after:
+        print(f"the archive is up to date (schema {after}): {where}")
+    else:
+        print(f"upgraded the archive from schema {before} to {after}: {where}")
+    return EXIT_OK
+
+
+@_db_errors
+def cmd_current(args: argparse.Namespace) -> int:
+    from rsarchive.archive.engine import READ_ONLY
+    from rsarchive.archive.schema import current_revision, head_revision, schema_problem
+
+    engine = _engine(args, must_exist=True)
+    try:
+        with engine.execution_options(**READ_ONLY).connect() as conn:
+            current = current_revision(conn)
+            problem = schema_problem(conn)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current is None:
+        print(f"empty database (no archive schema); this rsarchive writes schema {head}")
+        return EXIT_OK
+    if problem:
+        print(f"schema {current}: {problem}")
+        return EXIT_CONFIG
+    print(f"schema {current} (up to date)")
+    return EXIT_OK
+
+
+@_db_errors
+def cmd_check(args: argparse.Namespace) -> int:
+    from rsarchive.archive.check import check_archive
+    from rsarchive.archive.schema import db_argument
+
+    engine = _engine(args, must_exist=True)
+    try:
+        problems = check_archive(engine)
+        where = db_argument(engine)
+    finally:
+        engine.dispose()
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    if problems:
+        print(f"{where}: {len(problems)} problem(s)")
+        return EXIT_CHECK_FAILED
+    print(f"{where}: ok (integrity, full-text index, no orphan rows, schema up to date)")
+    return EXIT_OK

@@ -1,0 +1,261 @@
+"""Fidelity end to end: revisions of edited pages, captures, history and diff, re-parse."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
+
+from rsarchive.cli import main
+
+SEED_PATH = "/2021/05/19/blinken-lavrov-iceland/"
+CASES = ("seed", "two-authors", "us-strikes-iraq", "tag-listing", "inline-media")
+
+
+def crawl(server: SiteServer, db: Path, *cases: str) -> CrawlResult:
+    urls = ",".join(server.page_url(c) for c in cases)
+    result = scrapy_crawl("article", db, server.url, "-a", f"urls={urls}")
+    assert result.returncode == 0, result.log
+    return result
+
+
+def rsarchive(*argv: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "rsarchive.cli", *argv],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def edit_seed(server: SiteServer, old: bytes, new: bytes) -> None:
+    status, headers, body = server.site.respond(SEED_PATH, origin=server.url)
+    assert body.count(old) == 1
+    server.overrides[SEED_PATH] = (status, headers, body.replace(old, new))
+
+
+def counts(result: CrawlResult) -> dict[str, int]:
+    return {
+        table: result.rows(f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("articles", "revisions", "captures", "teasers")
+    }
+
+
+def test_an_edited_article_gets_one_new_revision_and_diff_shows_the_change(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    first = crawl(site_server, db, *CASES)
+    assert first.rows("SELECT count(*) FROM revisions GROUP BY article_id") == [(1,)] * 4
+    before = counts(first)
+    edit_seed(site_server, b"amicable in tone", b"frosty and guarded in tone")
+    second = crawl(site_server, db, *CASES)
+
+    base = site_server.url
+    revisions = dict(
+        second.rows(
+            "SELECT a.url, count(*) FROM revisions r JOIN articles a ON a.id = r.article_id"
+            " GROUP BY a.url"
+        )
+    )
+    seed_url = f"{base}{SEED_PATH.rstrip('/')}"
+    assert revisions.pop(seed_url) == 2
+    assert set(revisions.values()) == {1} and len(revisions) == 3
+    # Only the edited page brought a new body: one more capture, for it alone.
+    assert counts(second)["captures"] == before["captures"] + 1
+    assert second.rows("SELECT count(*) FROM captures WHERE url = ?", seed_url) == [(2,)]
+    (body, changed, first_seen, parser) = second.rows(
+        "SELECT body_text, changed_at, first_seen_at, parser_version FROM articles WHERE url = ?",
+        seed_url,
+    )[0]
+    assert "frosty and guarded in tone" in body and changed >= first_seen
+    assert parser.startswith("rebelmouse-")
+    # Each revision points at the capture it was read from, and names the parser.
+    assert second.rows(
+        "SELECT count(DISTINCT r.capture_id), min(r.parser_version IS NOT NULL) FROM revisions r"
+        " JOIN articles a ON a.id = r.article_id WHERE a.url = ?",
+        seed_url,
+    ) == [(2, 1)]
+
+    history = rsarchive("history", seed_url, "--db", str(db))
+    assert history.returncode == 0, history.stderr
+    lines = history.stdout.splitlines()
+    (seed_id,) = second.rows("SELECT id FROM articles WHERE url = ?", seed_url)[0]
+    assert f"(article {seed_id}, 2 revisions)" in lines[1]
+    assert "first version:" in lines[4]
+    assert "body: +2 words, +10 chars" in lines[5]
+
+    diff = rsarchive("diff", seed_url, "--db", str(db))
+    assert diff.returncode == 0, diff.stderr
+    assert "revision 1 (" in diff.stdout and "-> revision 2 (" in diff.stdout
+    minus = [line for line in diff.stdout.splitlines() if line.startswith("-Update 5/19")]
+    plus = [line for line in diff.stdout.splitlines() if line.startswith("+Update 5/19")]
+    assert "amicable in tone" in minus[0] and "frosty and guarded in tone" in plus[0]
+
+    words = rsarchive("diff", str(seed_id), "--words", "--db", str(db))
+    assert "[-amicable-] {+frosty and guarded+} in tone" in words.stdout
+    as_json = json.loads(rsarchive("diff", seed_url, "--json", "--db", str(db)).stdout)
+    assert (as_json["from"]["number"], as_json["to"]["number"]) == (1, 2)
+    assert as_json["fields"] == {}  # title, subtitle and authors unchanged
+    assert any(line.startswith("+Update 5/19") for line in as_json["body_diff"])
+
+
+def test_recrawling_unchanged_pages_adds_no_revision_and_no_capture(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    first = counts(crawl(site_server, db, *CASES))
+    again = crawl(site_server, db, *CASES)
+    assert counts(again) == first
+    assert again.rows("SELECT count(*) FROM crawl_runs") == [(2,)]
+
+
+def test_history_and_diff_of_an_unknown_article_exit_66_with_one_line(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    crawl(site_server, db, "seed")
+    for argv in (["history", "https://responsiblestatecraft.org/nope/"], ["diff", "999"]):
+        proc = rsarchive(*argv, "--db", str(db))
+        assert proc.returncode == 66
+        assert proc.stderr.startswith(f"rsarchive {argv[0]}: no archived article ")
+        assert len(proc.stderr.splitlines()) == 1
+    out_of_range = rsarchive("diff", "1", "--from", "5", "--db", str(db))
+    assert out_of_range.returncode == 64
+    assert "has revisions 1 to 1" in out_of_range.stderr
+
+
+# -- re-parse ------------------------------------------------------------------------------
+
+
+def content_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every content column, ids turned into what they name, seen times left out."""
+    queries = {
+        "articles": "SELECT * FROM articles",
+        "teasers": "SELECT t.*, p.url, a.url FROM teasers t"
+        " LEFT JOIN articles p ON p.id = t.page_article_id"
+        " LEFT JOIN articles a ON a.id = t.article_id",
+        "authors": "SELECT a.url, au.name, au.url, x.position FROM article_authors x"
+        " JOIN articles a ON a.id = x.article_id JOIN authors au ON au.id = x.author_id",
+        "tags": "SELECT a.url, t.name, t.url, x.position FROM article_tags x"
+        " JOIN articles a ON a.id = x.article_id JOIN tags t ON t.id = x.tag_id",
+        "images": "SELECT a.url, x.* FROM article_images x JOIN articles a ON a.id = x.article_id",
+        "revisions": "SELECT r.*, a.url, c.url, c.sha256 FROM revisions r"
+        " JOIN articles a ON a.id = r.article_id LEFT JOIN captures c ON c.id = r.capture_id",
+        "captures": "SELECT * FROM captures",
+    }
+    ignored = {
+        "id", "article_id", "page_article_id", "author_id", "tag_id", "capture_id", "run_id",
+        "first_seen_at", "last_seen_at", "changed_at",
+    }  # fmt: skip
+    out = {}
+    with sqlite3.connect(db) as conn:
+        for name, sql in queries.items():
+            cursor = conn.execute(sql)
+            keep = [i for i, d in enumerate(cursor.description) if d[0] not in ignored]
+            out[name] = sorted(
+                (tuple(row[i] for i in keep) for row in cursor), key=lambda r: repr(r)
+            )
+    return out
+
+
+def test_crawl_then_reparse_into_a_fresh_database_gives_identical_rows(site_server, tmp_path):
+    db, fresh = tmp_path / "crawled.db", tmp_path / "reparsed.db"
+    every_page = [p.name for p in site_server.site.pages.values()]
+    urls = ",".join(site_server.page_url(name) for name in every_page)
+    crawled = scrapy_crawl("article", db, site_server.url, "-a", f"urls={urls}")
+    assert crawled.returncode == 0, crawled.log
+    served = len(site_server.requests)
+
+    proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("re-parsed 11 captures")
+    assert len(site_server.requests) == served  # no network
+
+    before, after = content_rows(db), content_rows(fresh)
+    assert before["articles"] and before["teasers"] and before["images"]
+    for table in before:
+        assert after[table] == before[table], table
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute("SELECT spider, status FROM crawl_runs").fetchall() == [
+            ("reparse", "finished")
+        ]
+        # The rebuilt archive dates each article by its capture, not by the rebuild.
+        assert conn.execute(
+            "SELECT count(*) FROM articles a JOIN captures c ON c.url = a.url"
+            " WHERE a.first_seen_at = c.fetched_at AND a.last_seen_at = c.fetched_at"
+        ).fetchone() == (10,)
+
+    # In place, with the same parser: nothing but last_seen_at moves.
+    again = rsarchive("reparse", "--db", str(db))
+    assert again.returncode == 0, again.stderr
+    assert "0 new, 0 changed, 0 updated, 10 unchanged" in again.stdout
+    assert content_rows(db) == before
+
+
+def test_a_reparse_under_a_changed_parser_shows_in_history(
+    site_server, tmp_path, monkeypatch, capsys
+):
+    db = tmp_path / "a.db"
+    crawl(site_server, db, "seed", "two-authors")
+    capsys.readouterr()
+
+    from rsarchive.extract import rebelmouse
+    from rsarchive.pipelines import split
+
+    original, old_version = split.parse_page, rebelmouse.PARSER_VERSION
+
+    def improved(selector, url):  # a parser release that drops the editor's note
+        parsed = original(selector, url)
+        if parsed.article and parsed.article.body_text.startswith("Update 5/19"):
+            parsed.article.body_text = parsed.article.body_text.split("\n\n", 1)[1]
+        return parsed
+
+    monkeypatch.setattr(split, "parse_page", improved)
+    monkeypatch.setattr(rebelmouse, "PARSER_VERSION", "rebelmouse-2099.1")
+    assert main(["reparse", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "1 changed, 1 updated, 0 unchanged" in out  # the other article: only the version
+
+    seed_url = site_server.page_url("seed").rstrip("/")
+    assert main(["history", seed_url, "--db", str(db), "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert [r["parser_version"] for r in history["revisions"]] == [
+        old_version,
+        "rebelmouse-2099.1",
+    ]
+    assert history["article"]["parser_version"] == "rebelmouse-2099.1"
+    assert history["revisions"][1]["changes"][0].startswith("body: -")
+    # Both revisions were read from the one capture: the page itself never changed.
+    assert len({r["capture_id"] for r in history["revisions"]}) == 1
+
+
+@pytest.mark.parametrize("since", ["nonsense", "2026-13-45"])
+def test_reparse_rejects_a_bad_since_date(tmp_path, since):
+    proc = rsarchive("reparse", "--db", str(tmp_path / "a.db"), "--since", since)
+    assert proc.returncode == 64
+    assert "not a date" in proc.stderr
+
+
+def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
+    site_server, tmp_path, monkeypatch, capsys
+):
+    from rsarchive.archive import store
+
+    db = tmp_path / "a.db"
+    crawl(site_server, db, "seed")
+    monkeypatch.setattr(store, "zstandard", None)
+    assert main(["reparse", "--db", str(db)]) == 78
+    assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err
+
+
+def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, tmp_path, capsys):
+    db, one = tmp_path / "a.db", tmp_path / "one.db"
+    crawl(site_server, db, "seed", "two-authors")
+    capsys.readouterr()
+    seed_url = site_server.page_url("seed")
+    assert main(["reparse", "--db", str(db), "--url", seed_url, "--into", str(one)]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 1 captures")
+    with sqlite3.connect(one) as conn:
+        assert conn.execute("SELECT url FROM articles").fetchall() == [(seed_url.rstrip("/"),)]
+    assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 0 captures")

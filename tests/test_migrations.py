@@ -1,0 +1,270 @@
+"""Schema migrations: the frozen baseline, upgrades, the start-up check, `rsarchive db ...`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from conftest import ROOT, scrapy_crawl
+
+from rsarchive.archive import Archive, SchemaError, check_schema, make_engine
+from rsarchive.archive.models import metadata
+from rsarchive.archive.schema import alembic_config, head_revision, include_name, upgrade
+
+ISSUE2_SCHEMA = ROOT / "tests" / "data" / "issue2_schema.sql"
+
+
+def rsarchive(*argv: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "rsarchive.cli", *argv],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def issue2_database(path: Path) -> Path:
+    """A database as issue-2 rsarchive left it: its DDL, one archived article, no version."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(ISSUE2_SCHEMA.read_text(encoding="utf-8"))
+        conn.execute(
+            "INSERT INTO articles (id, url, title, body_text, content_hash, first_seen_at,"
+            " last_seen_at, changed_at) VALUES (7, 'https://responsiblestatecraft.org/old-post',"
+            " 'An old post', 'Written before migrations.', 'h1', '2026-01-01T00:00:00Z',"
+            " '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        )
+        conn.execute(
+            "INSERT INTO revisions (article_id, captured_at, content_hash, title, body_text)"
+            " VALUES (7, '2026-01-01T00:00:00Z', 'h1', 'An old post', 'Written before migrations.')"
+        )
+    return path
+
+
+def sqlite_objects(path: Path) -> dict[str, object]:
+    """What a schema is made of: columns, indexes, foreign keys, and the FTS DDL verbatim."""
+    with sqlite3.connect(path) as conn:
+        out: dict[str, object] = {}
+        for kind, name, sql in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master"
+            " WHERE name NOT LIKE 'sqlite_%' AND name != 'alembic_version'"
+        ):
+            if kind == "table" and not name.startswith("articles_fts"):
+                out[name] = (
+                    [r[1:] for r in conn.execute(f"PRAGMA table_info({name})")],
+                    sorted(r[2:] for r in conn.execute(f"PRAGMA foreign_key_list({name})")),
+                    sorted(
+                        (r[1], r[2], [c[2] for c in conn.execute(f"PRAGMA index_info({r[1]})")])
+                        for r in conn.execute(f"PRAGMA index_list({name})")
+                    ),
+                )
+            elif kind != "index" or sql is None:
+                out[f"{kind} {name}"] = sql  # FTS tables and triggers: the DDL itself
+    return out
+
+
+def test_migration_0001_is_exactly_the_schema_issue_2_created(tmp_path):
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(ISSUE2_SCHEMA.read_text(encoding="utf-8"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    with engine.connect() as conn:  # the comparison used below sees what 0002 adds
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        added = {
+            diff[3].name for diff in compare_metadata(context, metadata) if diff[0] == "add_column"
+        }
+        assert "parser_version" in added
+    engine.dispose()
+    sql = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version' ORDER BY 2"
+    with sqlite3.connect(old) as a, sqlite3.connect(tmp_path / "m.db") as b:
+        assert a.execute(sql).fetchall() == b.execute(sql).fetchall()
+
+
+def test_an_upgraded_issue2_database_has_the_schema_of_a_fresh_one_and_keeps_its_rows(tmp_path):
+    old = issue2_database(tmp_path / "old.db")
+    engine = make_engine(f"sqlite:///{old}")
+    assert upgrade(engine) == ("0001", head_revision())
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        assert compare_metadata(context, metadata) == []
+        assert conn.exec_driver_sql("SELECT title, parser_version FROM articles").all() == [
+            ("An old post", None)
+        ]
+        fts = "SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'migrations'"
+        assert conn.exec_driver_sql(fts).all() == [(7,)]
+    engine.dispose()
+    Archive(f"sqlite:///{tmp_path / 'fresh.db'}").close()
+    assert sqlite_objects(old) == sqlite_objects(tmp_path / "fresh.db")
+
+
+def test_a_fresh_archive_is_created_at_the_current_version(tmp_path):
+    db = tmp_path / "new.db"
+    proc = rsarchive("db", "upgrade", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"created a new archive at schema {head_revision()}: {db}\n"
+    again = rsarchive("db", "upgrade", "--db", str(db))
+    assert again.stdout.startswith(f"the archive is up to date (schema {head_revision()})")
+    current = rsarchive("db", "current", "--db", str(db))
+    assert (current.returncode, current.stdout) == (0, f"schema {head_revision()} (up to date)\n")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (head_revision(),)
+        ]
+
+
+def test_an_old_schema_stops_crawl_and_commands_until_db_upgrade(site_server, tmp_path):
+    db = issue2_database(tmp_path / "old.db")
+    url = site_server.page_url("seed")
+    fix = f"run `rsarchive db upgrade --db {db}`"
+
+    crawl = scrapy_crawl("article", db, site_server.url, "-a", f"url={url}")
+    older = f"the archive schema is older than this rsarchive (0001 < {head_revision()}): {fix}"
+    assert older in crawl.log
+    assert "(schema_error)" in crawl.log and "'rsarchive/schema_error'" in crawl.log
+    assert "Traceback" not in crawl.log
+    assert site_server.requests == []  # not even robots.txt
+
+    for argv in (
+        ["history", "7"],
+        ["diff", "7"],
+        ["reparse"],
+        ["db", "current"],
+    ):
+        proc = rsarchive(*argv, "--db", str(db))
+        assert proc.returncode == 78, (argv, proc.stdout, proc.stderr)
+        assert fix in proc.stderr + proc.stdout, argv
+        assert "Traceback" not in proc.stderr
+    check = rsarchive("db", "check", "--db", str(db))
+    assert check.returncode == 65
+    assert f"PROBLEM {older}" in check.stdout
+    with sqlite3.connect(db) as conn:  # nothing was written by the refused runs
+        assert conn.execute("SELECT count(*) FROM crawl_runs").fetchone() == (0,)
+
+    upgraded = rsarchive("db", "upgrade", "--db", str(db))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout == f"upgraded the archive from schema 0001 to {head_revision()}: {db}\n"
+    crawl = scrapy_crawl("article", db, site_server.url, "-a", f"url={url}")
+    assert crawl.returncode == 0 and "schema_error" not in crawl.log
+    assert crawl.rows("SELECT count(*) FROM articles") == [(2,)]
+    history = rsarchive("history", "7", "--db", str(db))
+    assert history.returncode == 0 and "An old post" in history.stdout
+    assert rsarchive("db", "check", "--db", str(db)).returncode == 0
+
+
+def test_a_schema_newer_than_the_code_asks_to_upgrade_rsarchive(tmp_path):
+    db = tmp_path / "new.db"
+    Archive(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    engine = make_engine(f"sqlite:///{db}")
+    with pytest.raises(
+        SchemaError, match=rf"newer than this rsarchive \(0099 > {head_revision()}\)"
+    ):
+        check_schema(engine)
+    engine.dispose()
+    for argv in (["history", "1"], ["db", "upgrade"]):
+        proc = rsarchive(*argv, "--db", str(db))
+        assert proc.returncode == 78
+        assert proc.stderr.rstrip().endswith("upgrade rsarchive")
+
+
+# -- db check ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    db = tmp_path / "demo.db"
+    proc = rsarchive("demo", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+def test_db_check_passes_on_a_crawled_archive(demo_db):
+    proc = rsarchive("db", "check", "--db", str(demo_db))
+    assert (proc.returncode, proc.stdout) == (
+        0,
+        f"{demo_db}: ok (integrity, full-text index, no orphan rows, schema up to date)\n",
+    )
+
+
+def test_db_check_reports_a_full_text_index_out_of_step(demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        # An index entry for an article that does not exist, and one article's terms gone.
+        conn.execute(
+            "INSERT INTO articles_fts(rowid, title, subtitle, body_text) VALUES (999, 'x', '', 'y')"
+        )
+        conn.execute(
+            "INSERT INTO articles_fts(articles_fts, rowid, title, subtitle, body_text)"
+            " SELECT 'delete', id, title, subtitle, body_text FROM articles WHERE id = 1"
+        )
+    proc = rsarchive("db", "check", "--db", str(demo_db))
+    assert proc.returncode == 65
+    assert "PROBLEM full-text index articles_fts does not match articles" in proc.stdout
+    assert "VALUES ('rebuild')" in proc.stdout
+
+
+def test_db_check_reports_a_corrupted_full_text_index_shadow_table(demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        conn.execute("DELETE FROM articles_fts_data WHERE id > 10")
+    proc = rsarchive("db", "check", "--db", str(demo_db))
+    assert proc.returncode == 65
+    assert "PROBLEM full-text index articles_fts does not match articles" in proc.stdout
+
+
+def test_db_check_reports_orphan_rows_and_missing_triggers(demo_db):
+    with sqlite3.connect(demo_db) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        (article_id,) = conn.execute(
+            "SELECT article_id FROM article_authors GROUP BY article_id HAVING count(*) = 2"
+        ).fetchone()
+        conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        conn.execute("DROP TRIGGER articles_fts_au")
+    proc = rsarchive("db", "check", "--db", str(demo_db))
+    assert proc.returncode == 65
+    lines = proc.stdout.splitlines()
+    assert "PROBLEM orphan rows: 2 in article_authors.article_id point to no articles row" in lines
+    assert "PROBLEM orphan rows: 1 in revisions.article_id point to no articles row" in lines
+    assert "PROBLEM full-text index trigger missing: articles_fts_au" in lines
+
+
+def test_reading_commands_on_a_missing_file_do_not_create_it(tmp_path):
+    missing = tmp_path / "nope.db"
+    for argv in (["db", "check"], ["db", "current"], ["history", "1"], ["reparse"]):
+        proc = rsarchive(*argv, "--db", str(missing))
+        assert proc.returncode == 74
+        assert proc.stderr == f"rsarchive {argv[0]}: no archive database at {missing}\n"
+    assert not missing.exists()
+
+
+def test_opening_an_archive_never_waits_for_the_write_lock_of_a_running_crawl(demo_db):
+    crawl = sqlite3.connect(demo_db, isolation_level=None)
+    crawl.execute("BEGIN IMMEDIATE")  # a crawl in the middle of storing a page
+    try:
+        with Archive(f"sqlite:///{demo_db}") as archive:  # the schema check only reads
+            assert len(archive.list_articles()) == 10
+        proc = rsarchive("db", "current", "--db", str(demo_db))
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        crawl.execute("ROLLBACK")
+        crawl.close()
+
+
+def test_a_downgrade_to_0001_gives_back_the_issue2_schema(tmp_path):
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(ISSUE2_SCHEMA.read_text(encoding="utf-8"))
+    Archive(f"sqlite:///{tmp_path / 'new.db'}").close()
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+    engine.dispose()
+    sql = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version' ORDER BY 2"
+    with sqlite3.connect(old) as a, sqlite3.connect(tmp_path / "new.db") as b:
+        assert a.execute(sql).fetchall() == b.execute(sql).fetchall()
