@@ -33,8 +33,9 @@ _ARTICLE = {
     "javascript: URL); shown here sanitised once more",
     "word_count": "Words in body_text",
     "language": "Language code of the page (e.g. en)",
-    "content_hash": "SHA-256 over the normalised title, subtitle and body: changes when the "
-    "content changes",
+    "content_hash": "SHA-256 over the normalised title, subtitle, body and authors: changes when "
+    "the content changes",
+    "parser_version": "Version of the extractor that last read this article from its page",
     "lists_hash": "Digest of the stored author, tag and inline-image lists",
     "first_seen_at": "When the archive first stored this article, ISO 8601 UTC",
     "last_seen_at": "When a crawl last saw this article, ISO 8601 UTC",
@@ -153,13 +154,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "body_html": "Body of this version as sanitised HTML; shown here sanitised once more",
             "authors": 'Byline of this version, names joined with ", "',
             "capture_id": "The raw response it came from (captures.id)",
+            "parser_version": "Version of the extractor that read this version from the page",
         },
     ),
     "crawl_runs": (
         "One row per crawl run.",
         {
             "id": "Run id",
-            "spider": "The spider: article, feed, sitemap",
+            "spider": "The spider: article, feed, sitemap (reparse for `rsarchive reparse`)",
             "args": "The spider's arguments (JSON object)",
             "started_at": "Start time, ISO 8601 UTC",
             "finished_at": "End time, ISO 8601 UTC; empty while running",
@@ -169,6 +171,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "stats": "Scrapy's final crawl stats (JSON object)",
             "pid": "Process id of the crawler",
         },
+    ),
+    "alembic_version": (
+        "The archive's schema version (Alembic); `rsarchive db upgrade` moves it.",
+        {"version_num": "The migration step the schema is at (e.g. 0003)"},
     ),
     "articles_fts": (
         "Full-text index (SQLite FTS5) over the articles' title, subtitle and body; the rowid is "
