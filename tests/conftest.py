@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,8 +47,9 @@ def fixture_site() -> FixtureSite:
     return FixtureSite(ROOT / "fixtures")
 
 
-@pytest.fixture
-def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+@contextmanager
+def serve_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    """Serve the fixture site on a free loopback port for the ``with`` block."""
     server_state = SiteServer(fixture_site)
 
     class Handler(BaseHTTPRequestHandler):
@@ -74,6 +76,12 @@ def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    with serve_site(fixture_site) as server:
+        yield server
 
 
 # `scrapy` itself, with ScrapyDeprecationWarning turned into an error (PYTHONWARNINGS cannot name

@@ -122,6 +122,7 @@ def date_bound(value: str, *, end: bool = False) -> str:
 
 _QUERY_TOKEN = re.compile(r'"[^"]*"\*?|"|[()]|[^\s()"]+')
 _PLAIN_WORD = re.compile(r"\w+\*?")
+_WORD_CHAR = re.compile(r"\w")
 _COLUMN_FILTER = re.compile(r"(?P<col>{})\s*:(?P<rest>.*)".format("|".join(_FTS_COLUMNS)), re.S)
 _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 
@@ -131,9 +132,9 @@ def fts_query(user_query: str) -> str:
     punctuation (``U.S.-Iran``, ``Blinken-Lavrov``, ``don't``, ``http://...``) becomes the
     phrase of its parts, as the index itself split it, instead of a syntax error.
 
-    Raises ``BadQuery`` for an unbalanced quote, an empty query, or ``-word`` (FTS5 excludes
-    with ``NOT``); other syntax errors (a bare ``NOT``, unbalanced parentheses) surface when the
-    query runs.
+    Raises ``BadQuery`` for an unbalanced quote, a query without a word, or ``-word`` (FTS5
+    excludes with ``NOT``); other syntax errors (a bare ``NOT``, unbalanced parentheses)
+    surface when the query runs.
     """
     parts: list[str] = []
     for token in _QUERY_TOKEN.findall(user_query):
@@ -151,6 +152,8 @@ def fts_query(user_query: str) -> str:
                 f"cannot search for {token!r}: to leave out a word use NOT "
                 f"(iran NOT {token[1:]}); to search for it, quote it"
             )
+        if not _WORD_CHAR.search(token):
+            continue  # nothing the index could hold: "-", "&", "..."
         if _PLAIN_WORD.fullmatch(token):
             parts.append(prefix + token)
         else:
@@ -158,7 +161,7 @@ def fts_query(user_query: str) -> str:
             word = token[:-1] if star else token
             parts.append(prefix + '"' + word.replace('"', "") + '"' + star)
     if not parts:
-        raise BadQuery("empty search query")
+        raise BadQuery(f"nothing to search for in {user_query!r}")
     return " ".join(parts)
 
 
@@ -643,3 +646,5 @@ class Reader:
                     row["authors"] = [n for n, _ in authors.get(r["id"], ())]
                     row["tags"] = [n for n, _ in tags.get(r["id"], ())]
                     yield row
+                # Let the batch go before the next one is fetched: one batch in memory, not two.
+                del part
