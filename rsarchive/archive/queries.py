@@ -24,9 +24,11 @@ from sqlalchemy import (
     Engine,
     Select,
     bindparam,
+    case,
     column,
     func,
     inspect,
+    literal_column,
     or_,
     select,
     table,
@@ -190,25 +192,63 @@ class Filters:
         )
 
     def clauses(self) -> list[ColumnElement[bool]]:
-        a, aa, au = m.articles, m.article_authors, m.authors
-        out: list[ColumnElement[bool]] = []
-        if self.author:
-            out.append(
-                a.c.id.in_(
-                    select(aa.c.article_id)
-                    .join(au, au.c.id == aa.c.author_id)
-                    .where(_like_contains(au.c.name, self.author))
-                )
-            )
-        if self.section:
-            out.append(func.lower(a.c.section) == self.section.lower())
-        if self.type:
-            out.append(func.lower(a.c.type) == self.type.lower())
+        """WHERE clauses on ``articles``."""
+        a = m.articles
+        out = self._row_clauses()
+        out += [a.c.id.in_(ids) for ids in self._author_ids()]
         if self.since:
             out.append(a.c.published_at >= self.since)
         if self.until:
             out.append(a.c.published_at < self.until)
         return out
+
+    def fts_clauses(self, rowid: ColumnElement[int]) -> tuple[bool, list[ColumnElement[bool]]]:
+        """(whether to join ``articles``, WHERE clauses) for a full-text query on ``rowid``.
+
+        Author and dates become ``rowid + 0 IN (ids from an index)``: SQLite builds that list
+        once and checks each match in memory, before bm25 is computed. ``+ 0`` keeps FTS5 from
+        taking the list as its rowid constraint (it would then run the MATCH once per listed
+        id: 0.5 s instead of 5 ms for a year on 100k articles). Section and type have no index:
+        their check joins each match to its article row.
+        """
+        a = m.articles
+        unindexed = rowid + literal_column("0")
+        out = [unindexed.in_(ids) for ids in self._author_ids()]
+        if self.since or self.until:
+            dated = select(a.c.id)
+            if self.since:
+                dated = dated.where(a.c.published_at >= self.since)
+            if self.until:
+                dated = dated.where(a.c.published_at < self.until)
+            out.append(unindexed.in_(dated))
+        rows = self._row_clauses()
+        return bool(rows), rows + out
+
+    def _row_clauses(self) -> list[ColumnElement[bool]]:
+        a = m.articles
+        out: list[ColumnElement[bool]] = []
+        if self.section:
+            out.append(func.lower(a.c.section) == self.section.lower())
+        if self.type:
+            out.append(func.lower(a.c.type) == self.type.lower())
+        return out
+
+    def _author_ids(self) -> list[Select]:
+        if not self.author:
+            return []
+        aa, au = m.article_authors, m.authors
+        return [
+            select(aa.c.article_id)
+            .join(au, au.c.id == aa.c.author_id)
+            .where(_like_contains(au.c.name, self.author))
+        ]
+
+
+def _toggle_www(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if rest.startswith("www."):
+        return f"{scheme}{sep}{rest[4:]}"
+    return f"{scheme}{sep}www.{rest}"
 
 
 # -- opening -------------------------------------------------------------------------------------
@@ -318,6 +358,23 @@ def _is_query_error(exc: OperationalError) -> bool:
     return msg.startswith(("fts5:", "unterminated string", "no such column", "unknown special"))
 
 
+def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Select:
+    """(rowid, snippet) of the matching rows ``ids``.
+
+    ``rowid IN (...)`` makes FTS5 run the query once per id; cheap for words, but a prefix
+    (``semicond*``) is expanded again on every run (~0.35 ms each on 100k articles). Then one run
+    over the ids' rowid range is cheaper, making snippets only for the ids (CASE short-circuits).
+    """
+    snippet = func.snippet(_fts.c[FTS_TABLE], -1, HIT_START, HIT_END, "…", SNIPPET_TOKENS)
+    if not prefix:
+        return select(_fts.c.rowid, snippet).where(match, _fts.c.rowid.in_(ids))
+    only = case((_fts.c.rowid.in_(ids), snippet), else_=None).label("snippet")
+    ranged = (
+        select(_fts.c.rowid, only).where(match, _fts.c.rowid.between(min(ids), max(ids))).subquery()
+    )
+    return select(ranged.c.rowid, ranged.c.snippet).where(ranged.c.snippet.is_not(None))
+
+
 class Reader:
     """Read-only access to one archive; every method opens its own read transaction."""
 
@@ -345,20 +402,22 @@ class Reader:
             raise ReadError("full-text search needs the SQLite archive (articles_fts)")
         a = m.articles
         match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
-        # Ranked and filtered in one statement, so LIMIT applies after the filters; the snippet
-        # (costly) is made afterwards for the page of results only.
+        score = func.bm25(_fts.c[FTS_TABLE], *BM25_WEIGHTS).label("score")
+        # ORDER BY bm25(...) LIMIT n, not FTS5's ORDER BY rank: SQLite's sorter keeps only the
+        # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
+        # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
+        # snippet (costly) is made afterwards, for the page of results only.
+        join, clauses = filters.fts_clauses(_fts.c.rowid)
+        source = _fts.join(a, a.c.id == _fts.c.rowid) if join else _fts
         ranked = (
-            select(_fts.c.rowid, _fts.c.rank)
-            .select_from(_fts.join(a, a.c.id == _fts.c.rowid))
-            .where(match, _fts.c.rank.op("MATCH")(bindparam("rank_fn")), *filters.clauses())
-            .order_by(_fts.c.rank)
+            select(_fts.c.rowid, score)
+            .select_from(source)
+            .where(match, *clauses)
+            .order_by(score, _fts.c.rowid)
             .limit(limit)
             .offset(offset)
         )
-        params = {
-            "q": fts_query(query),
-            "rank_fn": "bm25({})".format(", ".join(str(w) for w in BM25_WEIGHTS)),
-        }
+        params = {"q": fts_query(query)}
         try:
             with self._reader.connect() as conn:
                 hits = conn.execute(ranked, params).all()
@@ -366,15 +425,7 @@ class Reader:
                     return []
                 ids = [h.rowid for h in hits]
                 snippets = dict(
-                    conn.execute(
-                        select(
-                            _fts.c.rowid,
-                            func.snippet(
-                                _fts.c[FTS_TABLE], -1, HIT_START, HIT_END, "…", SNIPPET_TOKENS
-                            ),
-                        ).where(match, _fts.c.rowid.in_(ids)),
-                        params,
-                    ).all()
+                    conn.execute(_snippets(match, ids, "*" in params["q"]), params).all()
                 )
                 rows = self._summaries(conn, ids)
         except OperationalError as exc:
@@ -384,7 +435,7 @@ class Reader:
         out = []
         for hit in hits:
             row = rows[hit.rowid]
-            row["score"] = round(-hit.rank, 4)
+            row["score"] = round(-hit.score, 4)
             row["snippet"] = snippets.get(hit.rowid, "")
             out.append(row)
         return out
@@ -478,7 +529,10 @@ class Reader:
                     return found
                 raise NotFound(f"no archived article with id or post id {ref}")
             url = normalize_url(ref, site_url.rstrip("/") + "/")
-            found = conn.scalar(select(a.c.id).where(a.c.url == url))
+            # The canonical host decides whether stored URLs have "www."; accept either.
+            found = conn.scalar(
+                select(a.c.id).where(a.c.url.in_([url, _toggle_www(url)])).order_by(a.c.url != url)
+            )
             if found is not None:
                 return found
             teased = conn.scalar(
