@@ -76,21 +76,27 @@ QUERIES = (
     "iran NOT nuclear",
     "pentagon budget audit",
     '"war powers"',
-    "restraint diplomacy",
+    "tehran hostages",
     "houthis shipping",
     "kim missile summit",
-    "U.S.-Iran",
+    "Red-Sea",
     "semicond*",
     "famine darfur",
     "title:nato",
     "venezuela oil",
     "assad withdrawal",
 )
-FILTERED = (
-    ("iran", Filters(section="Middle East")),
-    ("ukraine", Filters(since="2022-01-01T00:00:00Z", until="2023-01-01T00:00:00Z")),
-    ("china", Filters(author="Lieven")),
-)
+FILTERED = {
+    "--since/--until (a year)": [
+        ("ukraine", Filters(since="2022-01-01T00:00:00Z", until="2023-01-01T00:00:00Z")),
+        ("iran", Filters(since="2025-01-01T00:00:00Z")),
+    ],
+    "--author": [("china", Filters(author="Lieven")), ("nuclear", Filters(author="parsi"))],
+    "--section / --type": [
+        ("iran", Filters(section="Middle East")),
+        ("nato", Filters(type="analysis")),
+    ],
+}
 
 
 def vocabulary(rng: random.Random, size: int = 30000) -> tuple[list[str], list[float]]:
@@ -205,13 +211,26 @@ def build(path: Path, n: int) -> None:
     conn.close()
 
 
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
+def timed(fn: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU milliseconds of ``repeat`` calls (CPU: this process only, so a busy
+    shared machine shows in wall time but not in CPU time)."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    return wall, cpu
+
+
+def latency_row(what: str, wall: list[float], cpu: list[float]) -> tuple[str, ...]:
+    return (
+        what,
+        f"{statistics.median(wall):.1f}",
+        f"{pct(wall, 95):.1f}",
+        f"{statistics.median(cpu):.1f}",
+        "",
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -235,54 +254,47 @@ def main() -> None:
         build(cache, args.articles)
         print(f"built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     size = cache.stat().st_size
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     with open_reader(f"sqlite:///{cache}") as reader:
         n = reader.stats(runs=0)["totals"]["articles"]
         # Warm the page cache once, as a second search in a session would find it.
         for q in QUERIES:
             reader.search(q, limit=20)
-        per_query: dict[str, float] = {}
-        all_ms: list[float] = []
+        per_query: dict[str, tuple[float, float, int]] = {}
+        wall: list[float] = []
+        cpu: list[float] = []
         for q in QUERIES:
-            ms = timed(lambda q=q: reader.search(q, limit=20), args.repeat)
-            per_query[q] = statistics.median(ms)
-            all_ms += ms
-        filtered_ms: list[float] = []
-        for q, f in FILTERED:
-            filtered_ms += timed(lambda q=q, f=f: reader.search(q, f, limit=20), args.repeat)
-        rows.append((
-            f"search, {len(QUERIES)} queries x {args.repeat}, limit 20",
-            f"median {statistics.median(all_ms):.1f} ms",
-            f"p95 {pct(all_ms, 95):.1f} ms",
-        ))  # fmt: skip
-        rows.append((
-            f"search + filter (section/dates/author), {len(FILTERED)} x {args.repeat}",
-            f"median {statistics.median(filtered_ms):.1f} ms",
-            f"p95 {pct(filtered_ms, 95):.1f} ms",
-        ))  # fmt: skip
+            w, c = timed(lambda q=q: reader.search(q, limit=20), args.repeat)
+            hits = _count(reader, q)
+            per_query[q] = (statistics.median(w), statistics.median(c), hits)
+            wall += w
+            cpu += c
+        rows.append(latency_row(f"search, {len(QUERIES)} queries x {args.repeat}", wall, cpu))
+        for label, filtered in FILTERED.items():
+            w, c = [], []
+            for q, f in filtered:
+                w2, c2 = timed(lambda q=q, f=f: reader.search(q, f, limit=20), args.repeat)
+                w += w2
+                c += c2
+            rows.append(latency_row(f"search + {label}", w, c))
         rng = random.Random(7)
         urls = [f"{SITE}/" + reader.article(rng.randint(1, n))["slug"] + "/" for _ in range(50)]
-        show_ms = [
-            t
-            for u in urls
-            for t in timed(lambda u=u: reader.article(reader.find_article_id(u, SITE)), 1)
-        ]
-        rows.append((
-            "show by URL (article, authors, tags, teasers, teased-by)",
-            f"median {statistics.median(show_ms):.1f} ms",
-            f"p95 {pct(show_ms, 95):.1f} ms",
-        ))  # fmt: skip
-        list_ms = timed(lambda: reader.list_articles(limit=20), args.repeat * 4)
-        rows.append(("list, newest 20", f"median {statistics.median(list_ms):.1f} ms", ""))
+        w, c = [], []
+        for u in urls:
+            w2, c2 = timed(lambda u=u: reader.article(reader.find_article_id(u, SITE)), 1)
+            w += w2
+            c += c2
+        rows.append(latency_row("show by URL (+ authors, tags, teasers, teased-by)", w, c))
+        rows.append(latency_row("list, newest 20", *timed(reader.list_articles, args.repeat * 4)))
 
         # Export: throughput without tracemalloc (it slows allocation), then peak memory with it,
         # for the newest ~10% (a date filter) and for everything.
         cut = reader.list_articles(limit=1, offset=n // 10)[0]["published_at"]
         for fmt, write in (("jsonl", write_jsonl), ("csv", write_csv)):
             with open(os.devnull, "w", encoding="utf-8") as sink:
-                t0 = time.perf_counter()
+                w0, c0 = time.perf_counter(), time.process_time()
                 count = write(reader.export(), sink)
-                secs = time.perf_counter() - t0
+                secs, cpu_secs = time.perf_counter() - w0, time.process_time() - c0
             peaks = []
             for filters in (Filters(since=cut), Filters()):
                 tracemalloc.start()
@@ -291,19 +303,42 @@ def main() -> None:
                 tracemalloc.stop()
             rows.append((
                 f"export {fmt}, {count:,} articles",
-                f"{count / secs:,.0f} articles/s",
+                f"{count / secs:,.0f}/s",
+                "",
+                f"{count / cpu_secs:,.0f}/s",
                 "peak " + " vs ".join(f"{p / 2**20:.1f} MiB ({k:,})" for k, p in peaks),
             ))  # fmt: skip
-    print(f"\narchive: {n:,} articles, {size / 2**30:.2f} GiB ({cache})\n")
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"| {'what':<{w0}} | {'result':<{w1}} | |")
-    print(f"|{'-' * (w0 + 2)}|{'-' * (w1 + 2)}|---|")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"\narchive: {n:,} articles, {size / 2**30:.2f} GiB ({cache}); "
+        f"{os.cpu_count()} CPUs, load average {load:.1f}\n"
+    )
+    head = ("what", "median ms (wall)", "p95 ms (wall)", "median ms (CPU)", "")
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    print("| " + " | ".join(h.ljust(wd) for h, wd in zip(head, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (wd + 1) + ":" if i else "-" * (wd + 2)
+                         for i, wd in enumerate(widths)) + "|")  # fmt: skip
     for r in rows:
-        print(f"| {r[0]:<{w0}} | {r[1]:<{w1}} | {r[2]} |")
-    print("\nsearch median per query (ms):")
-    for q, ms in per_query.items():
-        print(f"  {ms:7.1f}  {q}")
+        cells = [r[0].ljust(widths[0])] + [
+            v.rjust(wd) for v, wd in zip(r[1:], widths[1:], strict=True)
+        ]
+        print("| " + " | ".join(cells) + " |")
+    print("\nsearch, per query: median ms wall / CPU, matching articles")
+    for q, (wm, cm, hits) in per_query.items():
+        print(f"  {wm:6.1f} {cm:6.1f} {hits:7,}  {q}")
+
+
+def _count(reader: object, q: str) -> int:
+    """How many articles match ``q`` (what bm25 has to score)."""
+    from sqlalchemy import text
+
+    from rsarchive.archive.queries import fts_query
+
+    with reader.engine.connect() as conn:  # type: ignore[attr-defined]
+        return conn.execute(
+            text("SELECT count(*) FROM articles_fts WHERE articles_fts MATCH :q"),
+            {"q": fts_query(q)},
+        ).scalar_one()
 
 
 class _Discard(io.TextIOBase):
