@@ -123,6 +123,7 @@ def test_search_phrase_prefix_not_or_and_punctuated_words(run):
     # A word with punctuation is the phrase of its parts, not an FTS5 syntax error.
     assert titles(run("search", "U.S.-Russian", "--json")[1]) == [SEED_TITLE]
     assert titles(run("search", "Blinken-Lavrov", "--json")[1]) == [SEED_TITLE]
+    assert titles(run("search", "Blinken-Lav*", "--json")[1]) == [SEED_TITLE]
     gaza = set(titles(run("search", "gaza", "--json")[1]))
     assert {IRAQ_TITLE, SAUDI_TITLE} <= gaza
     assert titles(run("search", "gaza NOT saudi", "--json")[1]) == [IRAQ_TITLE]
@@ -365,7 +366,18 @@ def _one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
 
 @pytest.mark.parametrize(
     "query",
-    ['"unbalanced', "NOT", "iran AND", "(iran", "-", "iran -nuclear", "NEAR(iran", "  "],
+    [
+        '"unbalanced',
+        "NOT",
+        "iran AND",
+        "(iran",
+        "-",
+        "iran - nuclear",
+        "iran -nuclear",
+        "NEAR(iran",
+        "  ",
+        "...",
+    ],
 )
 def test_malformed_search_query_exits_65(archive, query):
     line = _one_line_error(run_command("search", query, "--db", str(archive.db)), 65)
@@ -436,3 +448,44 @@ def test_export_to_an_unwritable_place_exits_73_and_leaves_nothing(archive, tmp_
     )
     assert "cannot write" in line
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the pieces users type: query words and dates ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "fts5"),
+    [
+        ("iran nuclear", "iran nuclear"),
+        ('"arms control" OR sanction*', '"arms control" OR sanction*'),
+        ("iran NOT (nuclear OR deal)", "iran NOT ( nuclear OR deal )"),
+        ("U.S.-Iran talks", '"U.S.-Iran" talks'),
+        ("Blinken-Lav*", '"Blinken-Lav"*'),
+        ("title:U.S.-Iran", 'title:"U.S.-Iran"'),
+        ("http://example.org/x", '"http://example.org/x"'),
+        ("iran & nuclear", "iran nuclear"),
+        ("don't", '"don\'t"'),
+    ],
+)
+def test_search_words_become_fts5_query(typed, fts5):
+    from rsarchive.archive.queries import fts_query
+
+    assert fts_query(typed) == fts5
+
+
+@pytest.mark.parametrize(
+    ("typed", "since", "until"),
+    [
+        ("2021", "2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z"),
+        ("2021-02", "2021-02-01T00:00:00Z", "2021-03-01T00:00:00Z"),
+        ("2024-02-29", "2024-02-29T00:00:00Z", "2024-03-01T00:00:00Z"),
+        ("2021-05-19T14:03:00Z", "2021-05-19T14:03:00Z", "2021-05-19T14:03:01Z"),
+        ("2021-05-19T16:03:00+02:00", "2021-05-19T14:03:00Z", "2021-05-19T14:03:01Z"),
+        ("2021-05-19T14:03", "2021-05-19T14:03:00Z", "2021-05-19T14:03:01Z"),
+    ],
+)
+def test_dates_name_whole_periods(typed, since, until):
+    from rsarchive.archive.queries import date_bound
+
+    assert date_bound(typed) == since
+    assert date_bound(typed, end=True) == until

@@ -149,10 +149,10 @@ def fts_query(user_query: str) -> str:
         prefix = ""
         if column_filter and column_filter["rest"]:
             prefix, token = f"{column_filter['col']}:", column_filter["rest"]
-        if token.startswith("-") and len(token) > 1:
+        if token.startswith("-"):
             raise BadQuery(
                 f"cannot search for {token!r}: to leave out a word use NOT "
-                f"(iran NOT {token[1:]}); to search for it, quote it"
+                f"(iran NOT {token[1:] or 'nuclear'}); to search for it, quote it"
             )
         if not _WORD_CHAR.search(token):
             continue  # nothing the index could hold: "-", "&", "..."
@@ -286,7 +286,8 @@ def open_reader(url: str) -> Reader:
 
     Never creates a file, a directory or a table. Raises ``ArchiveMissing`` (no such file),
     ``ArchiveUnreadable`` (cannot be opened or read) or ``NotAnArchive`` (opens, but it is not
-    an rsarchive archive: another SQLite file, a text file).
+    an rsarchive archive: another SQLite file, a text file). Every query command opens the
+    archive here and only here, so a schema-version check belongs in this function.
     """
     try:
         sa_url = make_url(url)
