@@ -489,3 +489,16 @@ def test_dates_name_whole_periods(typed, since, until):
 
     assert date_bound(typed) == since
     assert date_bound(typed, end=True) == until
+
+
+def test_hits_are_bold_on_a_terminal_unless_no_color(monkeypatch):
+    from rsarchive.archive.queries import HIT_END, HIT_START
+    from rsarchive.cli.query import highlighter
+
+    snippet = f"the {HIT_START}Reykjavik{HIT_END} meeting"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert highlighter()(snippet) == "the \x1b[1mReykjavik\x1b[0m meeting"
+    assert highlighter(machine=True)(snippet) == "the [Reykjavik] meeting"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert highlighter()(snippet) == "the [Reykjavik] meeting"

@@ -256,8 +256,11 @@ def _toggle_www(url: str) -> str:
 
 def _probe_sqlite_file(path: Path) -> None:
     """Check a SQLite file read-only, before an engine (which sets WAL mode) touches it."""
+    path = path.absolute()
     if not path.exists():
         raise ArchiveMissing(f"no archive database at {path}")
+    if path.is_dir():
+        raise ArchiveUnreadable(f"cannot open the archive database {path}: it is a directory")
     try:
         conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -275,10 +278,13 @@ def _probe_sqlite_file(path: Path) -> None:
         conn.close()
     missing = [t for t in (*ARCHIVE_TABLES, FTS_TABLE) if t not in names]
     if missing:
-        raise NotAnArchive(
-            f"{path} is not an rsarchive archive (no {', '.join(missing[:3])} table"
-            f"{'s' if len(missing) > 1 else ''})"
+        why = (
+            "an empty SQLite database"
+            if not names
+            else f"a SQLite database without the {', '.join(missing)} "
+            f"table{'s' if len(missing) > 1 else ''}"
         )
+        raise NotAnArchive(f"{path} is not an rsarchive archive ({why})")
 
 
 def open_reader(url: str) -> Reader:
