@@ -328,7 +328,7 @@ def open_reader(url: str) -> Reader:
 
 # -- reading -------------------------------------------------------------------------------------
 
-_fts = table(FTS_TABLE, column("rowid"), column("rank"), column(FTS_TABLE))
+_fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
 # The page a teaser was seen on (built once: an alias costs ~1 ms to set up).
 _page = m.articles.alias("page")
 
@@ -363,8 +363,9 @@ EXPORT_FIELDS = (
 
 
 def _is_query_error(exc: OperationalError) -> bool:
-    msg = str(exc.orig)
-    return msg.startswith(("fts5:", "unterminated string", "no such column", "unknown special"))
+    # FTS5's own parse errors; column filters are only ever known columns (see fts_query), so a
+    # "no such column" is a schema problem, not the user's.
+    return str(exc.orig).startswith(("fts5:", "unterminated string", "unknown special"))
 
 
 def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Select:
