@@ -58,6 +58,9 @@ BM25_WEIGHTS = (10.0, 5.0, 1.0)
 #: Markers around search hits in snippets (control characters: never in article text).
 HIT_START, HIT_END = "\x02", "\x03"
 SNIPPET_TOKENS = 24
+#: A search filtered by section or type checks this many best matches (beyond the page asked
+#: for) before all of them.
+ROW_FILTER_TOP = 500
 _IN_CHUNK = 500
 _FTS_COLUMNS = ("title", "subtitle", "body_text")
 
@@ -202,14 +205,16 @@ class Filters:
             out.append(a.c.published_at < self.until)
         return out
 
-    def fts_clauses(self, rowid: ColumnElement[int]) -> tuple[bool, list[ColumnElement[bool]]]:
-        """(whether to join ``articles``, WHERE clauses) for a full-text query on ``rowid``.
+    def fts_clauses(
+        self, rowid: ColumnElement[int]
+    ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+        """(clauses on the ``articles`` row, clauses on ``rowid``) for a full-text query.
 
         Author and dates become ``rowid + 0 IN (ids from an index)``: SQLite builds that list
         once and checks each match in memory, before bm25 is computed. ``+ 0`` keeps FTS5 from
         taking the list as its rowid constraint (it would then run the MATCH once per listed
         id: 0.5 s instead of 5 ms for a year on 100k articles). Section and type have no index:
-        their check joins each match to its article row.
+        they need the article row.
         """
         a = m.articles
         unindexed = rowid + literal_column("0")
@@ -221,8 +226,7 @@ class Filters:
             if self.until:
                 dated = dated.where(a.c.published_at < self.until)
             out.append(unindexed.in_(dated))
-        rows = self._row_clauses()
-        return bool(rows), rows + out
+        return self._row_clauses(), out
 
     def _row_clauses(self) -> list[ColumnElement[bool]]:
         a = m.articles
@@ -417,20 +421,41 @@ class Reader:
         # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
         # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
         # snippet (costly) is made afterwards, for the page of results only.
-        join, clauses = filters.fts_clauses(_fts.c.rowid)
-        source = _fts.join(a, a.c.id == _fts.c.rowid) if join else _fts
+        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
         ranked = (
             select(_fts.c.rowid, score)
-            .select_from(source)
             .where(match, *clauses)
             .order_by(score, _fts.c.rowid)
             .limit(limit)
             .offset(offset)
         )
+        full = None
+        if row_clauses:
+            # Section and type are checked on the article row (no index): a seek per match
+            # costs more than bm25 itself. Check only the best matches first; when too few of
+            # them pass, rank them all (the best that pass are the same either way).
+            top = ranked.limit(offset + limit + ROW_FILTER_TOP).offset(None)
+            top = top.subquery()
+            narrowed = (
+                select(top.c.rowid, top.c.score)
+                .join(a, a.c.id == top.c.rowid)
+                .where(*row_clauses)
+                .order_by(top.c.score, top.c.rowid)
+                .limit(limit)
+                .offset(offset)
+            )
+            full = (
+                ranked.with_only_columns(_fts.c.rowid, score)
+                .select_from(_fts.join(a, a.c.id == _fts.c.rowid))
+                .where(*row_clauses)
+            )
+            ranked = narrowed
         params = {"q": fts_query(query)}
         try:
             with self._reader.connect() as conn:
                 hits = conn.execute(ranked, params).all()
+                if full is not None and len(hits) < limit:
+                    hits = conn.execute(full, params).all()
                 if not hits:
                     return []
                 ids = [h.rowid for h in hits]
