@@ -58,12 +58,6 @@ def fixture_site() -> FixtureSite:
     return FixtureSite(ROOT / "fixtures")
 
 
-@pytest.fixture
-def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
-    with running_site(fixture_site) as server_state:
-        yield server_state
-
-
 @contextmanager
 def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
     """The fixture site served on 127.0.0.1 until the block ends (for fixtures of any scope)."""
@@ -93,6 +87,12 @@ def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def site_server(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    with running_site(fixture_site) as server:
+        yield server
 
 
 # `scrapy` itself, with ScrapyDeprecationWarning turned into an error (PYTHONWARNINGS cannot name

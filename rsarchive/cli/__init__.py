@@ -5,7 +5,8 @@ Each sub-command lives in its own module of this package and registers itself th
 errors without tracebacks, and running a spider in-process.
 
 Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
-74 database I/O; 75 try later; 78 configuration or schema problem.
+74 database I/O; 75 try later; 78 configuration or schema problem. The query commands add
+65 (a malformed search query) and 66 (no such article or page in the archive).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_STOPPED = 3
 EXIT_USAGE = 64
+EXIT_DATAERR = 65  # a malformed search query
+EXIT_NOINPUT = 66  # no such article or page in the archive
+EXIT_CANTCREAT = 73  # an output file cannot be written
 EXIT_DB = 74
 EXIT_TRY_LATER = 75
 EXIT_CONFIG = 78
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
-COMMAND_MODULES = ("crawl", "demo", "history", "reparse", "db", "serve")
+COMMAND_MODULES = ("crawl", "query", "export", "history", "reparse", "db", "serve", "demo")
 
 DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
 

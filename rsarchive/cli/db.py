@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rsarchive.cli import (
     EXIT_CONFIG,
+    EXIT_DATAERR,
     EXIT_DB,
     EXIT_OK,
     CommandError,
@@ -17,7 +18,6 @@ from rsarchive.cli import (
 )
 
 #: `rsarchive db check` found problems (sysexits EX_DATAERR); each is printed.
-EXIT_CHECK_FAILED = 65
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PRAGMA integrity_check, the full-text index, orphan rows, the schema version",
         description="Check the archive: SQLite's integrity check, the full-text index against "
         "the articles table, rows pointing to rows that do not exist, and the schema version. "
-        f"Prints each problem; exits 0 when all is well, {EXIT_CHECK_FAILED} otherwise.",
+        f"Prints each problem; exits 0 when all is well, {EXIT_DATAERR} otherwise.",
     )
     add_db_argument(check)
     check.set_defaults(func=cmd_check)
@@ -158,6 +158,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"PROBLEM {problem}")
     if problems:
         print(f"{where}: {len(problems)} problem(s)")
-        return EXIT_CHECK_FAILED
+        return EXIT_DATAERR
     print(f"{where}: ok (integrity, full-text index, no orphan rows, schema up to date)")
     return EXIT_OK

@@ -10,11 +10,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rsarchive.cli import EXIT_DB, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
+from rsarchive.cli import EXIT_DB, EXIT_NOINPUT, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
 from rsarchive.cli.db import existing_archive
 
 #: No archived article with that URL or id (the query commands use the same code).
-EXIT_NOT_FOUND = 66
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +57,7 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list]:
         with Archive(existing_archive(args.db)) as archive, archive.reader() as conn:
             article = find_article(conn, args.article)
             if article is None:
-                raise CommandError(f"no archived article {args.article}", EXIT_NOT_FOUND)
+                raise CommandError(f"no archived article {args.article}", EXIT_NOINPUT)
             return article, article_versions(conn, article["id"])
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc

@@ -1,0 +1,744 @@
+"""Reading the archive: full-text search, listings, one article, teasers, stats and exports.
+
+Everything here is SQLAlchemy Core with bound parameters: a user's search words, names and
+dates are values, never SQL. ``open_reader`` is the one way in; it never creates a database or
+a table, and tells a missing file, an unreadable one and a file that is not an archive apart.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+from dateutil.parser import isoparse
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    case,
+    column,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from . import models as m
+from .engine import READ_ONLY, make_engine
+from .schema import check_schema
+
+# Tables without which a database is not an rsarchive archive (newer schemas add more).
+ARCHIVE_TABLES = (
+    "articles",
+    "authors",
+    "article_authors",
+    "tags",
+    "article_tags",
+    "teasers",
+    "captures",
+    "revisions",
+    "crawl_runs",
+)
+FTS_TABLE = "articles_fts"
+
+#: bm25 weights of the indexed columns: a word in the title counts ten body words.
+BM25_WEIGHTS = (10.0, 5.0, 1.0)
+#: Markers around search hits in snippets (control characters: never in article text).
+HIT_START, HIT_END = "\x02", "\x03"
+SNIPPET_TOKENS = 24
+#: A search filtered by section or type checks this many best matches (beyond the page asked
+#: for) before all of them.
+ROW_FILTER_TOP = 500
+_IN_CHUNK = 500
+_FTS_COLUMNS = ("title", "subtitle", "body_text")
+
+
+class ReadError(Exception):
+    """A problem a user caused or can fix, reported as one line (the CLI maps kinds to codes)."""
+
+
+class ArchiveMissing(ReadError):
+    """The database file does not exist."""
+
+
+class ArchiveUnreadable(ReadError):
+    """The database exists but cannot be opened or read (permissions, I/O, locked)."""
+
+
+class NotAnArchive(ReadError):
+    """The database opens but is not an rsarchive archive."""
+
+
+class BadQuery(ReadError):
+    """A malformed full-text search query."""
+
+
+class BadDate(ReadError, ValueError):
+    """A date filter that is not YYYY, YYYY-MM, YYYY-MM-DD or ISO 8601."""
+
+
+class NotFound(ReadError):
+    """No archived article (or page) by that URL or id."""
+
+
+# -- user input ----------------------------------------------------------------------------------
+
+_PRECISION = (
+    (re.compile(r"\d{4}"), relativedelta(years=1)),
+    (re.compile(r"\d{4}-\d{2}"), relativedelta(months=1)),
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), relativedelta(days=1)),
+)
+
+
+def date_bound(value: str, *, end: bool = False) -> str:
+    """The archive's time text for a ``--since`` (``end=False``) or ``--until`` (``end=True``).
+
+    ``YYYY``, ``YYYY-MM`` and ``YYYY-MM-DD`` name a whole year, month or day: ``--until 2021``
+    includes all of 2021, so the end bound is the first instant after it (compare with ``<``).
+    A full ISO 8601 time is an instant (UTC when it names no zone).
+    """
+    text = value.strip()
+    try:
+        when = isoparse(text)
+    except (ValueError, OverflowError):
+        raise BadDate(
+            f"bad date {value!r}: use YYYY, YYYY-MM, YYYY-MM-DD or ISO 8601 (2021-05-19T14:03:00Z)"
+        ) from None
+    step = next((s for pattern, s in _PRECISION if pattern.fullmatch(text)), None)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    if end:
+        # A whole period ends where the next begins; an instant is included (<= via +1 s).
+        when = when + step if step else when + relativedelta(seconds=1)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_QUERY_TOKEN = re.compile(r'"[^"]*"\*?|"|[()]|[^\s()"]+')
+_PLAIN_WORD = re.compile(r"\w+\*?")
+_WORD_CHAR = re.compile(r"\w")
+_COLUMN_FILTER = re.compile(r"(?P<col>{})\s*:(?P<rest>.*)".format("|".join(_FTS_COLUMNS)), re.S)
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
+
+
+def fts_query(user_query: str) -> str:
+    """The FTS5 query for what a user typed: FTS5 syntax passes through, and a word with
+    punctuation (``U.S.-Iran``, ``Blinken-Lavrov``, ``don't``, ``http://...``) becomes the
+    phrase of its parts, as the index itself split it, instead of a syntax error.
+
+    Raises ``BadQuery`` for an unbalanced quote, a query without a word, or ``-word`` (FTS5
+    excludes with ``NOT``); other syntax errors (a bare ``NOT``, unbalanced parentheses)
+    surface when the query runs.
+    """
+    parts: list[str] = []
+    for token in _QUERY_TOKEN.findall(user_query):
+        if token == '"':
+            raise BadQuery('unbalanced " in the search query')
+        if token.startswith('"') or token in "()" or token in _OPERATORS:
+            parts.append(token)
+            continue
+        column_filter = _COLUMN_FILTER.fullmatch(token)
+        prefix = ""
+        if column_filter and column_filter["rest"]:
+            prefix, token = f"{column_filter['col']}:", column_filter["rest"]
+        if token.startswith("-"):
+            raise BadQuery(
+                f"cannot search for {token!r}: to leave out a word use NOT "
+                f"(iran NOT {token[1:] or 'nuclear'}); to search for it, quote it"
+            )
+        if not _WORD_CHAR.search(token):
+            continue  # nothing the index could hold: "-", "&", "..."
+        if _PLAIN_WORD.fullmatch(token):
+            parts.append(prefix + token)
+        else:
+            star = "*" if token.endswith("*") and len(token) > 1 else ""
+            word = token[:-1] if star else token
+            parts.append(prefix + '"' + word.replace('"', "") + '"' + star)
+    if not parts:
+        raise BadQuery(f"nothing to search for in {user_query!r}")
+    return " ".join(parts)
+
+
+def _like_contains(col: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+    return func.lower(col).contains(value.lower(), autoescape=True)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters ``search``, ``list`` and ``export`` share (None: no filter)."""
+
+    author: str | None = None
+    section: str | None = None
+    type: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    @classmethod
+    def from_strings(cls, **values: str | None) -> Filters:
+        """From user input; dates in any form ``date_bound`` takes (``BadDate`` otherwise)."""
+        since, until = values.pop("since", None), values.pop("until", None)
+        return cls(
+            **values,
+            since=date_bound(since) if since else None,
+            until=date_bound(until, end=True) if until else None,
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses on ``articles``."""
+        a = m.articles
+        out = self._row_clauses()
+        out += [a.c.id.in_(ids) for ids in self._author_ids()]
+        if self.since:
+            out.append(a.c.published_at >= self.since)
+        if self.until:
+            out.append(a.c.published_at < self.until)
+        return out
+
+    def fts_clauses(
+        self, rowid: ColumnElement[int]
+    ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+        """(clauses on the ``articles`` row, clauses on ``rowid``) for a full-text query.
+
+        Author and dates become ``rowid + 0 IN (ids from an index)``: SQLite builds that list
+        once and checks each match in memory, before bm25 is computed. ``+ 0`` keeps FTS5 from
+        taking the list as its rowid constraint (it would then run the MATCH once per listed
+        id: 0.5 s instead of 5 ms for a year on 100k articles). Section and type have no index:
+        they need the article row.
+        """
+        a = m.articles
+        unindexed = rowid + literal_column("0")
+        out = [unindexed.in_(ids) for ids in self._author_ids()]
+        if self.since or self.until:
+            dated = select(a.c.id)
+            if self.since:
+                dated = dated.where(a.c.published_at >= self.since)
+            if self.until:
+                dated = dated.where(a.c.published_at < self.until)
+            out.append(unindexed.in_(dated))
+        return self._row_clauses(), out
+
+    def _row_clauses(self) -> list[ColumnElement[bool]]:
+        a = m.articles
+        out: list[ColumnElement[bool]] = []
+        if self.section:
+            out.append(func.lower(a.c.section) == self.section.lower())
+        if self.type:
+            out.append(func.lower(a.c.type) == self.type.lower())
+        return out
+
+    def _author_ids(self) -> list[Select]:
+        if not self.author:
+            return []
+        aa, au = m.article_authors, m.authors
+        return [
+            select(aa.c.article_id)
+            .join(au, au.c.id == aa.c.author_id)
+            .where(_like_contains(au.c.name, self.author))
+        ]
+
+
+def _toggle_www(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if rest.startswith("www."):
+        return f"{scheme}{sep}{rest[4:]}"
+    return f"{scheme}{sep}www.{rest}"
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def _probe_sqlite_file(path: Path) -> None:
+    """Check a SQLite file read-only, before an engine (which sets WAL mode) touches it."""
+    path = path.absolute()
+    if not path.exists():
+        raise ArchiveMissing(f"no archive database at {path}")
+    if path.is_dir():
+        raise ArchiveUnreadable(f"cannot open the archive database {path}: it is a directory")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ArchiveUnreadable(f"cannot open the archive database {path}: {exc}") from None
+    try:
+        names = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        }
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise NotAnArchive(f"{path} is not an rsarchive archive (not a SQLite file)") from None
+        raise ArchiveUnreadable(f"cannot read the archive database {path}: {exc}") from None
+    finally:
+        conn.close()
+    missing = [t for t in (*ARCHIVE_TABLES, FTS_TABLE) if t not in names]
+    if missing:
+        why = (
+            "an empty SQLite database"
+            if not names
+            else f"a SQLite database without the {', '.join(missing)} "
+            f"table{'s' if len(missing) > 1 else ''}"
+        )
+        raise NotAnArchive(f"{path} is not an rsarchive archive ({why})")
+
+
+def open_reader(url: str) -> Reader:
+    """Open the archive at ``url`` (any SQLAlchemy URL) for reading.
+
+    Never creates a file, a directory or a table. Raises ``ArchiveMissing`` (no such file),
+    ``ArchiveUnreadable`` (cannot be opened or read) or ``NotAnArchive`` (opens, but it is not
+    an rsarchive archive: another SQLite file, a text file) or ``SchemaError`` (its schema
+    is older or newer than this code). Every query command opens the archive here.
+    """
+    try:
+        sa_url = make_url(url)
+    except ArgumentError:
+        raise ArchiveUnreadable(f"not a database URL: {url}") from None
+    is_sqlite = sa_url.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = sa_url.database or ""
+        if not database or database == ":memory:" or "mode=memory" in database:
+            raise NotAnArchive("an in-memory database is empty, not an archive")
+        if not database.startswith("file:"):
+            _probe_sqlite_file(Path(database))
+    try:
+        engine = make_engine(url)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ArchiveUnreadable(f"cannot open {sa_url.render_as_string()}: {exc}") from None
+    if not is_sqlite or database.startswith("file:"):
+        try:
+            with engine.connect() as conn:
+                have = inspect(conn).get_table_names()
+        except DBAPIError as exc:
+            engine.dispose()
+            raise ArchiveUnreadable(
+                f"cannot open the archive database {sa_url.render_as_string()}: {exc.orig}"
+            ) from None
+        missing = [t for t in ARCHIVE_TABLES if t not in have]
+        if missing:
+            engine.dispose()
+            raise NotAnArchive(f"{sa_url.render_as_string()} is not an rsarchive archive")
+    try:
+        check_schema(engine)  # SchemaError: older or newer than this code; exit 78 with the fix
+    except BaseException:
+        engine.dispose()
+        raise
+    return Reader(engine)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+_fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
+# The page a teaser was seen on (built once: an alias costs ~1 ms to set up).
+_page = m.articles.alias("page")
+
+# Article columns of a summary line (search, list) and of the export layout.
+_SUMMARY = ("id", "url", "title", "subtitle", "type", "section", "published_at", "removed_at")
+EXPORT_FIELDS = (
+    "id",
+    "url",
+    "post_id",
+    "slug",
+    "title",
+    "subtitle",
+    "type",
+    "section",
+    "authors",
+    "tags",
+    "published_at",
+    "modified_at",
+    "image_url",
+    "image_caption",
+    "image_credit",
+    "word_count",
+    "language",
+    "first_seen_at",
+    "last_seen_at",
+    "changed_at",
+    "removed_at",
+    "content_hash",
+    "body_text",
+    "body_html",
+)
+
+
+def _is_query_error(exc: OperationalError) -> bool:
+    # FTS5's own parse errors; column filters are only ever known columns (see fts_query), so a
+    # "no such column" is a schema problem, not the user's.
+    return str(exc.orig).startswith(("fts5:", "unterminated string", "unknown special"))
+
+
+def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Select:
+    """(rowid, snippet) of the matching rows ``ids``.
+
+    ``rowid IN (...)`` makes FTS5 run the query once per id; cheap for words, but a prefix
+    (``semicond*``) is expanded again on every run (~0.35 ms each on 100k articles). Then one run
+    over the ids' rowid range is cheaper, making snippets only for the ids (CASE short-circuits).
+    """
+    snippet = func.snippet(_fts.c[FTS_TABLE], -1, HIT_START, HIT_END, "…", SNIPPET_TOKENS)
+    if not prefix:
+        return select(_fts.c.rowid, snippet).where(match, _fts.c.rowid.in_(ids))
+    only = case((_fts.c.rowid.in_(ids), snippet), else_=None).label("snippet")
+    ranged = (
+        select(_fts.c.rowid, only).where(match, _fts.c.rowid.between(min(ids), max(ids))).subquery()
+    )
+    return select(ranged.c.rowid, ranged.c.snippet).where(ranged.c.snippet.is_not(None))
+
+
+class Reader:
+    """Read-only access to one archive; every method opens its own read transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._reader = engine.execution_options(**READ_ONLY)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- search and listings ---------------------------------------------------------------
+
+    def search(
+        self, query: str, filters: Filters = Filters(), *, limit: int = 20, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Articles matching the FTS5 ``query``, best first (bm25, title weighted highest),
+        each with a ``snippet`` whose hits are wrapped in ``HIT_START``/``HIT_END``."""
+        if self.engine.dialect.name != "sqlite":
+            raise ReadError("full-text search needs the SQLite archive (articles_fts)")
+        a = m.articles
+        match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
+        score = func.bm25(_fts.c[FTS_TABLE], *BM25_WEIGHTS).label("score")
+        # ORDER BY bm25(...) LIMIT n, not FTS5's ORDER BY rank: SQLite's sorter keeps only the
+        # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
+        # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
+        # snippet (costly) is made afterwards, for the page of results only.
+        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
+        ranked = (
+            select(_fts.c.rowid, score)
+            .where(match, *clauses)
+            .order_by(score, _fts.c.rowid)
+            .limit(limit)
+            .offset(offset)
+        )
+        full = None
+        if row_clauses:
+            # Section and type are checked on the article row (no index): a seek per match
+            # costs more than bm25 itself. Check only the best matches first; when too few of
+            # them pass, rank them all (the best that pass are the same either way).
+            top = ranked.limit(offset + limit + ROW_FILTER_TOP).offset(None)
+            top = top.subquery()
+            narrowed = (
+                select(top.c.rowid, top.c.score)
+                .join(a, a.c.id == top.c.rowid)
+                .where(*row_clauses)
+                .order_by(top.c.score, top.c.rowid)
+                .limit(limit)
+                .offset(offset)
+            )
+            full = (
+                ranked.with_only_columns(_fts.c.rowid, score)
+                .select_from(_fts.join(a, a.c.id == _fts.c.rowid))
+                .where(*row_clauses)
+            )
+            ranked = narrowed
+        params = {"q": fts_query(query)}
+        try:
+            with self._reader.connect() as conn:
+                hits = conn.execute(ranked, params).all()
+                if full is not None and len(hits) < limit:
+                    hits = conn.execute(full, params).all()
+                if not hits:
+                    return []
+                ids = [h.rowid for h in hits]
+                snippets = dict(
+                    conn.execute(_snippets(match, ids, "*" in params["q"]), params).all()
+                )
+                rows = self._summaries(conn, ids)
+        except OperationalError as exc:
+            if _is_query_error(exc):
+                raise BadQuery(f"malformed search query {query!r}: {exc.orig}") from None
+            raise
+        out = []
+        for hit in hits:
+            row = rows[hit.rowid]
+            row["score"] = round(-hit.score, 4)
+            row["snippet"] = snippets.get(hit.rowid, "")
+            out.append(row)
+        return out
+
+    def list_articles(
+        self, filters: Filters = Filters(), *, limit: int | None = 20, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Articles newest first (by ``published_at``; undated last)."""
+        a = m.articles
+        stmt = (
+            select(a.c.id)
+            .where(*filters.clauses())
+            .order_by(a.c.published_at.desc(), a.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if self.engine.dialect.name != "sqlite":
+            stmt = stmt.order_by(None).order_by(a.c.published_at.desc().nulls_last(), a.c.id.desc())
+        with self._reader.connect() as conn:
+            ids = list(conn.scalars(stmt))
+            rows = self._summaries(conn, ids)
+        return [rows[i] for i in ids]
+
+    def _summaries(self, conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        a = m.articles
+        rows = {
+            r["id"]: dict(r)
+            for r in conn.execute(
+                select(*(a.c[name] for name in _SUMMARY)).where(a.c.id.in_(ids))
+            ).mappings()
+        }
+        names = self._names(conn, ids, m.article_authors, m.authors, "author_id")
+        for article_id, row in rows.items():
+            row["authors"] = [n for n, _ in names.get(article_id, ())]
+        return rows
+
+    @staticmethod
+    def _names(
+        conn: Connection, ids: Sequence[int], link: Any, named: Any, key: str
+    ) -> dict[int, list[tuple[str, str | None]]]:
+        """{article id: [(name, url), ...] in page order} for authors or tags."""
+        out: dict[int, list[tuple[str, str | None]]] = {}
+        for i in range(0, len(ids), _IN_CHUNK):
+            stmt = (
+                select(link.c.article_id, named.c.name, named.c.url)
+                .join(named, named.c.id == link.c[key])
+                .where(link.c.article_id.in_(ids[i : i + _IN_CHUNK]))
+                .order_by(link.c.article_id, link.c.position)
+            )
+            for article_id, name, url in conn.execute(stmt):
+                out.setdefault(article_id, []).append((name, url))
+        return out
+
+    def counts(self, kind: str) -> list[dict[str, Any]]:
+        """Authors, sections or tags with their article counts, most articles first."""
+        a = m.articles
+        n = func.count(a.c.id.distinct()).label("articles")
+        if kind == "sections":
+            stmt = select(a.c.section.label("name"), n).where(a.c.section.is_not(None))
+            stmt = stmt.group_by(a.c.section)
+        elif kind in ("authors", "tags"):
+            link, named = (
+                (m.article_authors, m.authors) if kind == "authors" else (m.article_tags, m.tags)
+            )
+            key = "author_id" if kind == "authors" else "tag_id"
+            stmt = (
+                select(named.c.name, named.c.url, n)
+                .select_from(named.join(link, link.c[key] == named.c.id).join(a))
+                .group_by(named.c.id, named.c.name, named.c.url)
+            )
+        else:
+            raise ValueError(kind)
+        stmt = stmt.order_by(n.desc(), stmt.selected_columns.name)
+        with self._reader.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    # -- one article ---------------------------------------------------------------------------
+
+    def find_article_id(self, ref: str, site_url: str) -> int:
+        """The id of the article ``ref`` names: an id, a post id, a URL, or a path on the site."""
+        from ..urls import normalize_url
+
+        a = m.articles
+        ref = ref.strip()
+        with self._reader.connect() as conn:
+            if ref.isdigit():
+                found = conn.scalar(select(a.c.id).where(a.c.id == int(ref)))
+                if found is None:
+                    found = conn.scalar(select(a.c.id).where(a.c.post_id == ref).limit(1))
+                if found is not None:
+                    return found
+                raise NotFound(f"no archived article with id or post id {ref}")
+            url = normalize_url(ref, site_url.rstrip("/") + "/")
+            # The canonical host decides whether stored URLs have "www."; accept either.
+            found = conn.scalar(
+                select(a.c.id).where(a.c.url.in_([url, _toggle_www(url)])).order_by(a.c.url != url)
+            )
+            if found is not None:
+                return found
+            teased = conn.scalar(
+                select(func.count()).select_from(m.teasers).where(m.teasers.c.url == url)
+            )
+        seen = f" (seen as a teaser on {teased} page{'s' * (teased != 1)})" if teased else ""
+        raise NotFound(f"no archived article at {url}{seen}")
+
+    def article(self, article_id: int) -> dict[str, Any]:
+        """Everything about one article: its row, authors, tags, teasers, where it was teased."""
+        a, t, page = m.articles, m.teasers, _page
+        with self._reader.connect() as conn:
+            row = conn.execute(select(a).where(a.c.id == article_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no archived article with id {article_id}")
+            art = {k: v for k, v in row.items() if k != "lists_hash"}
+            art["authors"] = [
+                {"name": n, "url": u}
+                for n, u in self._names(
+                    conn, [article_id], m.article_authors, m.authors, "author_id"
+                ).get(article_id, [])
+            ]
+            art["tags"] = [
+                {"name": n, "url": u}
+                for n, u in self._names(conn, [article_id], m.article_tags, m.tags, "tag_id").get(
+                    article_id, []
+                )
+            ]
+            art["revisions"] = conn.scalar(
+                select(func.count()).where(m.revisions.c.article_id == article_id)
+            )
+            art["teasers"] = self._teasers(conn, art["url"])
+            teased_by = (
+                select(
+                    t.c.page_url,
+                    page.c.id.label("page_article_id"),
+                    page.c.title.label("page_title"),
+                    t.c.position,
+                    t.c.first_seen_at,
+                    t.c.last_seen_at,
+                )
+                .select_from(t.outerjoin(page, page.c.id == t.c.page_article_id))
+                .where(or_(t.c.article_id == article_id, t.c.url == art["url"]))
+                .order_by(t.c.first_seen_at, t.c.page_url)
+            )
+            art["teased_by"] = [dict(r) for r in conn.execute(teased_by).mappings()]
+        return art
+
+    def teasers(self, page_ref: str, site_url: str) -> list[dict[str, Any]]:
+        """The keep-reading feed seen on the page at ``page_ref`` (URL or path), in order."""
+        from ..urls import normalize_url
+
+        url = normalize_url(page_ref, site_url.rstrip("/") + "/")
+        with self._reader.connect() as conn:
+            rows = self._teasers(conn, url)
+        if not rows:
+            raise NotFound(f"no teasers archived for the page {url}")
+        return rows
+
+    @staticmethod
+    def _teasers(conn: Connection, page_url: str) -> list[dict[str, Any]]:
+        t, a = m.teasers, m.articles
+        stmt = (
+            select(
+                t.c.position,
+                t.c.title,
+                t.c.url,
+                t.c.section,
+                t.c.authors,
+                t.c.excerpt,
+                a.c.id.label("article_id"),
+                t.c.first_seen_at,
+                t.c.last_seen_at,
+            )
+            .select_from(t.outerjoin(a, or_(a.c.id == t.c.article_id, a.c.url == t.c.url)))
+            .where(t.c.page_url == page_url)
+            .order_by(t.c.position, t.c.id)
+        )
+        out = []
+        for r in conn.execute(stmt).mappings():
+            row = dict(r)
+            row["archived"] = row["article_id"] is not None
+            out.append(row)
+        return out
+
+    # -- totals --------------------------------------------------------------------------------
+
+    def stats(self, *, runs: int = 10) -> dict[str, Any]:
+        """Totals, articles per month (by ``published_at``) and the last ``runs`` crawl runs."""
+        a, c, r = m.articles, m.captures, m.crawl_runs
+
+        def count(tbl: Any, *where: ColumnElement[bool]) -> Select:
+            return select(func.count()).select_from(tbl).where(*where)
+
+        month = func.substr(a.c.published_at, 1, 7).label("month")
+        with self._reader.connect() as conn:
+            totals = {
+                "articles": conn.scalar(count(a)),
+                "removed": conn.scalar(count(a, a.c.removed_at.is_not(None))),
+                "authors": conn.scalar(count(m.authors)),
+                "tags": conn.scalar(count(m.tags)),
+                "teasers": conn.scalar(count(m.teasers)),
+                "teaser_pages": conn.scalar(select(func.count(m.teasers.c.page_url.distinct()))),
+                "revisions": conn.scalar(count(m.revisions)),
+            }
+            cap = conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(c.c.size), 0),
+                    func.coalesce(func.sum(func.length(c.c.body)), 0),
+                )
+            ).one()
+            totals.update(captures=cap[0], capture_bytes=cap[1], capture_bytes_stored=cap[2])
+            per_month = [
+                {"month": mo, "articles": n}
+                for mo, n in conn.execute(
+                    select(month, func.count())
+                    .where(a.c.published_at.is_not(None))
+                    .group_by(month)
+                    .order_by(month)
+                )
+            ]
+            undated = conn.scalar(count(a, a.c.published_at.is_(None)))
+            last_runs = [
+                dict(row)
+                for row in conn.execute(
+                    select(
+                        r.c.id,
+                        r.c.spider,
+                        r.c.started_at,
+                        r.c.finished_at,
+                        r.c.status,
+                        r.c.finish_reason,
+                        r.c.exit_code,
+                    )
+                    .order_by(r.c.id.desc())
+                    .limit(runs)
+                ).mappings()
+            ]
+        return {
+            "totals": totals,
+            "per_month": per_month,
+            "undated": undated,
+            "runs": last_runs,
+        }
+
+    # -- export --------------------------------------------------------------------------------
+
+    def export(self, filters: Filters = Filters(), *, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every article matching ``filters`` in archive order (by id), as ``EXPORT_FIELDS``
+        dicts with ``authors`` and ``tags`` as lists of names; in constant memory: rows are
+        streamed ``batch`` at a time and each batch's names fetched on their own."""
+        a = m.articles
+        cols = [a.c[f] for f in EXPORT_FIELDS if f not in ("authors", "tags")]
+        stmt = select(*cols).where(*filters.clauses()).order_by(a.c.id)
+        with self._reader.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+            for part in result.mappings().partitions():
+                ids = [r["id"] for r in part]
+                authors = self._names(conn, ids, m.article_authors, m.authors, "author_id")
+                tags = self._names(conn, ids, m.article_tags, m.tags, "tag_id")
+                for r in part:
+                    row = {f: r.get(f) for f in EXPORT_FIELDS}
+                    row["authors"] = [n for n, _ in authors.get(r["id"], ())]
+                    row["tags"] = [n for n, _ in tags.get(r["id"], ())]
+                    yield row
+                # Let the batch go before the next one is fetched: one batch in memory, not two.
+                del part
