@@ -317,6 +317,20 @@ class Archive:
                 run.close()
         return result
 
+    def store_teasers(self, page_url: str, teasers: Sequence[Teaser]) -> tuple[int, int]:
+        """More of a page's keep-reading feed (a load-more answer), stored as teasers of
+        ``page_url`` in one transaction; returns (new, seen) like ``store_page``."""
+        if not teasers:
+            return 0, 0
+        a = m.articles
+        with self.engine.begin() as conn:
+            page_article_id = conn.scalar(select(a.c.id).where(a.c.url == page_url))
+            run = self._runner(conn)
+            try:
+                return self._store_teasers(run, page_url, page_article_id, teasers, utc_now_iso())
+            finally:
+                run.close()
+
     def _runner(self, conn: Connection) -> _Runner:
         # Statements SQLAlchemy is asked to log (echo, or its logger at INFO) go through Core.
         if self._sqlite_cache is not None and not self.engine.logger.isEnabledFor(logging.INFO):

@@ -17,8 +17,9 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
 from sqlalchemy.exc import SQLAlchemyError
 
-from rsarchive.archive import Archive, StoreResult
-from rsarchive.items import Page
+from rsarchive import signals as rs_signals
+from rsarchive.archive import Archive, StoreResult, fetchstate
+from rsarchive.items import FeedPage, FetchOutcome, Page
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class StorePipeline:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(self.fetch_outcome, signal=rs_signals.fetch_outcome)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -63,6 +65,8 @@ class StorePipeline:
         logger.info("archiving into %s (run %s)", _redact(self.database_url), self.run_id)
 
     async def process_item(self, item: Any) -> Any:
+        if isinstance(item, FeedPage) and self.archive is not None:
+            return await self._store_feed_page(item)
         if not isinstance(item, Page) or self.archive is None:
             return item
         # The parsed tree is not needed past this point; let it go before the page waits.
@@ -71,10 +75,10 @@ class StorePipeline:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                result = self.writer.submit(self.archive.store_page, item, self.run_id).result()
+                result = self.writer.submit(_store_page, self.archive, item, self.run_id).result()
             else:
                 result = await loop.run_in_executor(
-                    self.writer, self.archive.store_page, item, self.run_id
+                    self.writer, _store_page, self.archive, item, self.run_id
                 )
         except SQLAlchemyError as exc:
             # The page's transaction was rolled back whole; the run goes on.
@@ -83,6 +87,37 @@ class StorePipeline:
             raise DropItem(f"database error: {exc.__class__.__name__}") from exc
         self._count(result)
         return item
+
+    async def _store_feed_page(self, item: FeedPage) -> FeedPage:
+        assert self.archive is not None
+        try:
+            new, seen = await asyncio.get_running_loop().run_in_executor(
+                self.writer, self.archive.store_teasers, item.page_url, item.teasers
+            )
+        except SQLAlchemyError as exc:
+            self.stats.inc_value("rsarchive/store_failed")
+            logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
+            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+        self.stats.inc_value("rsarchive/feed_pages_stored")
+        self.stats.inc_value("rsarchive/teasers_seen", seen)
+        self.stats.inc_value("rsarchive/teasers_new", new)
+        return item
+
+    def fetch_outcome(self, outcome: FetchOutcome) -> None:
+        """A 304 or a failed request: remember it for the next run (on the writer thread)."""
+        if self.archive is not None:
+            self._record(outcome)
+
+    def _record(self, outcome: FetchOutcome) -> None:
+        assert self.archive is not None
+        future = self.writer.submit(fetchstate.record, self.archive.engine, outcome)
+        future.add_done_callback(self._recorded)
+
+    def _recorded(self, future: Any) -> None:
+        try:
+            future.result()
+        except SQLAlchemyError as exc:
+            logger.error("could not record the fetch state: %s", exc)
 
     def _count(self, result: StoreResult) -> None:
         inc = self.stats.inc_value
@@ -96,7 +131,19 @@ class StorePipeline:
 
     def item_dropped(self, item: Any, response: Any, exception: BaseException) -> None:
         """An archived article that now answers 404/410 is marked removed, never deleted."""
-        if not isinstance(item, Page) or item.status not in (404, 410) or self.archive is None:
+        if not isinstance(item, Page) or self.archive is None:
+            return
+        gone = item.status in (404, 410)
+        # A page answering 404/410 is settled; any other drop is retried by the next run.
+        self._record(
+            FetchOutcome(
+                url=item.requested_url or item.url,
+                status=item.status,
+                error=None if gone else f"dropped: {exception}",
+                feed_date=item.feed_date if gone else None,
+            )
+        )
+        if not gone:
             return
         urls = dict.fromkeys(u for u in (item.requested_url, item.url) if u)
         future = self.writer.submit(_mark_removed, self.archive, list(urls), item.status)
@@ -139,6 +186,21 @@ class StorePipeline:
         finally:
             self.writer.submit(archive.close).result()
             self.writer.shutdown()
+
+
+def _store_page(archive: Archive, page: Page, run_id: int | None) -> StoreResult:
+    result = archive.store_page(page, run_id)
+    fetchstate.record(
+        archive.engine,
+        FetchOutcome(
+            url=page.requested_url or page.url,
+            status=page.status,
+            etag=page.headers.get("ETag") or page.headers.get("Etag"),
+            last_modified=page.headers.get("Last-Modified"),
+            feed_date=page.feed_date,
+        ),
+    )
+    return result
 
 
 def _mark_removed(archive: Archive, urls: list[str], status: int) -> list[str]:

@@ -1,22 +1,29 @@
 """Spiders decide what to fetch; the item pipeline decides what it means.
 
 ``RebelMouseSpider`` holds what every rsarchive spider shares: the configured site, start-URL
-handling and turning a response into a ``Page`` item.
+handling, turning a response into a ``Page`` item, and asking the archive what it holds (the
+fetch state) before fetching an article again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.python.failure import Failure
 
-from rsarchive.archive import utc_now_iso
+from rsarchive import signals as rs_signals
+from rsarchive.archive import fetchstate, make_engine, utc_now_iso
+from rsarchive.archive.fetchstate import Held
 from rsarchive.extract.text import trust_utf8
-from rsarchive.items import Page
-from rsarchive.urls import same_site, site_host
+from rsarchive.items import FetchOutcome, Page
+from rsarchive.urls import normalize_url, same_site, site_host
 
 
 class RebelMouseSpider(scrapy.Spider):
@@ -28,6 +35,7 @@ class RebelMouseSpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         # Recorded in crawl_runs so a run can be repeated.
         self.args = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}
+        self._scheduled: set[str] = set()  # articles requested in this run
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> RebelMouseSpider:
@@ -62,9 +70,112 @@ class RebelMouseSpider(scrapy.Spider):
         )
 
     def fetch_failed(self, failure: Failure) -> None:
+        """An article or page could not be fetched: count it and record it for the next run."""
+        request = failure.request  # type: ignore[attr-defined]
+        self.feed_failed(failure)
+        response = failure.value.response if failure.check(HttpError) else None
+        self.outcome(
+            FetchOutcome(
+                url=request.url,
+                status=response.status if response is not None else None,
+                error=failure.getErrorMessage()[:500] or failure.type.__name__,
+                feed_date=request.meta.get("feed_date"),
+            )
+        )
+
+    def feed_failed(self, failure: Failure) -> None:
+        """A feed, listing or sitemap could not be fetched (the next run walks it again)."""
         request = failure.request  # type: ignore[attr-defined]
         self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
+
+    def outcome(self, outcome: FetchOutcome) -> None:
+        self.crawler.signals.send_catch_log(rs_signals.fetch_outcome, outcome=outcome)
+
+    # -- incremental fetching: what does the archive hold? -------------------------------------
+
+    _state: Engine | None = None
+
+    def held(self, urls: Iterable[str]) -> dict[str, Held]:
+        """What the archive holds for these URLs (a read; writes stay in the pipeline)."""
+        try:
+            if self._state is None:
+                self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            return fetchstate.held(self._state, urls)
+        except SQLAlchemyError as exc:
+            # The store pipeline reports an unusable database; here it only means "unknown".
+            self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
+            return {}
+
+    def outstanding_requests(self) -> Iterator[scrapy.Request]:
+        """The pages whose last fetch failed: every feed or sitemap run tries them again."""
+        try:
+            if self._state is None:
+                self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            urls = fetchstate.outstanding(self._state)
+        except SQLAlchemyError as exc:
+            self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
+            return
+        if urls:
+            self.logger.info("retrying %d pages that failed before", len(urls))
+            self.crawler.stats.set_value("rsarchive/retried_failures", len(urls))
+        held = self.held(urls)
+        for url in urls:
+            if self.site_link(url):
+                yield from self.article_request(url, held.get(url))
+
+    def article_request(
+        self, url: str, held: Held | None, feed_date: str | None = None
+    ) -> Iterator[scrapy.Request]:
+        """One request per article and run; conditional when we hold validators for it."""
+        key = normalize_url(url)
+        if key in self._scheduled:
+            return
+        self._scheduled.add(key)
+        headers = {}
+        if held is not None and held.archived:
+            if held.etag:
+                headers["If-None-Match"] = held.etag
+            if held.last_modified:
+                headers["If-Modified-Since"] = held.last_modified
+        yield scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.fetch_failed,
+            headers=headers or None,
+            meta={"feed_date": feed_date},
+        )
+
+    def consider(self, url: str, date: str | None, held: Held | None) -> Iterator[scrapy.Request]:
+        """Fetch an article that is new, failed before, or dated newer than what we hold."""
+        stats = self.crawler.stats
+        if held is None or not held.settled:
+            stats.inc_value("rsarchive/articles_to_fetch/new")
+            yield from self.article_request(url, held, date)
+        elif held.stale(date):
+            stats.inc_value("rsarchive/articles_to_fetch/newer_date")
+            yield from self.article_request(url, held, date)
+        else:
+            stats.inc_value("rsarchive/articles_skipped_unchanged")
+
+    def parse_article(self, response: Response) -> Iterator[Page]:
+        if response.status == 304:
+            # Not modified: a success, not a drop.
+            self.crawler.stats.inc_value("rsarchive/not_modified")
+            requested = (response.meta.get("redirect_urls") or [response.url])[0]
+            etag = response.headers.get("ETag")
+            self.outcome(
+                FetchOutcome(
+                    url=requested,
+                    status=304,
+                    etag=etag.decode("latin-1") if etag else None,
+                    feed_date=response.meta.get("feed_date"),
+                )
+            )
+            return
+        page = self.page_item(response)
+        page.feed_date = response.meta.get("feed_date")
+        yield page
 
 
 def _fix_encoding(response: Response) -> Response:
