@@ -18,6 +18,12 @@ NEWSPIDER_MODULE = "rsarchive.spiders"
 RSARCHIVE_DATABASE_URL = os.environ.get("RSARCHIVE_DATABASE_URL", "sqlite:///rsarchive.db")
 RSARCHIVE_SITE_URL = os.environ.get("RSARCHIVE_SITE_URL", "https://responsiblestatecraft.org")
 RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
+# The feed spider: RSS feeds to read, listing pages to walk besides the home page (comma lists of
+# paths on the site; a listing is followed through its /page/N/ links).
+RSARCHIVE_FEED_URLS = os.environ.get("RSARCHIVE_FEED_URLS", "/feed/,/feeds/feed.rss")
+RSARCHIVE_FEED_LISTINGS = os.environ.get("RSARCHIVE_FEED_LISTINGS", "")
+# `scrapy crawl article -a follow=1`: at most this many teaser targets a run.
+RSARCHIVE_FOLLOW_MAX = int(os.environ.get("RSARCHIVE_FOLLOW_MAX", "100"))
 # Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).
 RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsarchive/rsarchive")
 

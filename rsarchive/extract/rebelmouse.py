@@ -745,7 +745,7 @@ class FeedBlock:
     post_urls: list[str] = field(default_factory=list)  # teaser targets, feed order
     teaser_count: int = 0
     bootstrap: dict[str, Any] = field(default_factory=dict)
-    next_listing: str | None = None  # rel=next of a paginated listing
+    next_listing: str | None = None  # rel=next of a paginated listing (absolute, as written)
 
     def load_more_url(self, site_url: str, page: int, exclude: Iterable[str] = ()) -> str | None:
         """The load-more request for ``page`` (None when the page lacks the parameters)."""
@@ -806,8 +806,9 @@ def feed_block(doc: Any, url: str) -> FeedBlock:
                 info.post_urls.append(normalize_url(href, base=url))
                 info.teaser_count += 1
     nxt = NEXT_PAGE(root)
-    if nxt:
-        info.next_listing = normalize_url(nxt[0], base=url)
+    if nxt and nxt[0].strip():
+        # As the page writes it: /page/2/ and /page/2 may not be the same resource.
+        info.next_listing = urljoin(url, nxt[0].strip())
     return info
 
 

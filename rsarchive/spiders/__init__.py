@@ -122,16 +122,17 @@ class RebelMouseSpider(scrapy.Spider):
         held = self.held(urls)
         for url in urls:
             if self.site_link(url):
-                yield from self.article_request(url, held.get(url))
+                yield from self.article_request(url, held.get(url), why="failed_before")
 
     def article_request(
-        self, url: str, held: Held | None, feed_date: str | None = None
+        self, url: str, held: Held | None, feed_date: str | None = None, why: str = "new"
     ) -> Iterator[scrapy.Request]:
         """One request per article and run; conditional when we hold validators for it."""
         key = normalize_url(url)
         if key in self._scheduled:
             return
         self._scheduled.add(key)
+        self.crawler.stats.inc_value(f"rsarchive/articles_requested/{why}")
         headers = {}
         if held is not None and held.archived:
             if held.etag:
@@ -148,15 +149,20 @@ class RebelMouseSpider(scrapy.Spider):
 
     def consider(self, url: str, date: str | None, held: Held | None) -> Iterator[scrapy.Request]:
         """Fetch an article that is new, failed before, or dated newer than what we hold."""
-        stats = self.crawler.stats
-        if held is None or not held.settled:
-            stats.inc_value("rsarchive/articles_to_fetch/new")
-            yield from self.article_request(url, held, date)
+        if normalize_url(url) in self._scheduled:
+            return
+        if held is None:
+            yield from self.article_request(url, held, date, "new")
+        elif not held.settled:
+            yield from self.article_request(url, held, date, "failed_before")
         elif held.stale(date):
-            stats.inc_value("rsarchive/articles_to_fetch/newer_date")
-            yield from self.article_request(url, held, date)
+            yield from self.article_request(url, held, date, "newer_date")
         else:
-            stats.inc_value("rsarchive/articles_skipped_unchanged")
+            self.crawler.stats.inc_value("rsarchive/articles_skipped_unchanged")
+
+    def is_new(self, url: str, held: Held | None) -> bool:
+        """Not in the archive when this run started (or failed), or fetched by this run."""
+        return held is None or not held.settled or normalize_url(url) in self._scheduled
 
     def parse_article(self, response: Response) -> Iterator[Page]:
         if response.status == 304:
