@@ -123,7 +123,11 @@ class FixtureSite:
         route = self.routes.get(path) or self.routes.get(path.rstrip("/") + "/")
         if route is not None:
             body = (self.root / "site" / route["file"]).read_bytes()
-            return 200, {"Content-Type": route["content_type"]}, self._rebase(body, origin)
+            if route["file"].endswith(".gz") and origin.rstrip("/") != FIXTURE_ORIGIN:
+                body = gzip.compress(self._rebase(gzip.decompress(body), origin), mtime=0)
+            else:
+                body = self._rebase(body, origin)
+            return 200, {"Content-Type": route["content_type"]}, body
         page = self.pages.get(self._key(url_or_path))
         if page is None:
             missing = next((p for p in self.pages.values() if p.status == 404), None)

@@ -7,6 +7,7 @@ a feed is untrusted input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 from lxml import etree
 
@@ -29,7 +30,7 @@ ITEM_DATES = etree.XPath(
 
 @dataclass
 class FeedEntry:
-    url: str  # normalised
+    url: str  # absolute, as the feed writes it
     date: str | None = None  # ISO UTC, the newest date the item gives
     date_raw: str | None = None
 
@@ -61,7 +62,7 @@ def parse_feed(body: bytes, base: str) -> list[FeedEntry]:
         links = links or [str(v).strip() for v in ITEM_GUID(item) if str(v).strip()]
         if not links:
             continue
-        url = normalize_url(links[0], base=base)
+        url = urljoin(base, links[0])
         best: tuple[str, str] | None = None
         for raw in ITEM_DATES(item):
             raw = str(raw).strip()
@@ -69,6 +70,5 @@ def parse_feed(body: bytes, base: str) -> list[FeedEntry]:
             if iso and (best is None or iso > best[0]):
                 best = (iso, raw)
         entry = FeedEntry(url, *(best or (None, None)))
-        if url not in entries:
-            entries[url] = entry
+        entries.setdefault(normalize_url(url), entry)
     return list(entries.values())

@@ -742,7 +742,7 @@ class FeedBlock:
     has_more: bool = False
     next_page: int = 2  # the load-more page number after the HTML
     shown_post_ids: list[str] = field(default_factory=list)  # the page's own post first
-    post_urls: list[str] = field(default_factory=list)  # teaser targets, feed order
+    post_urls: list[str] = field(default_factory=list)  # teaser targets as written, feed order
     teaser_count: int = 0
     bootstrap: dict[str, Any] = field(default_factory=dict)
     next_listing: str | None = None  # rel=next of a paginated listing (absolute, as written)
@@ -803,7 +803,7 @@ def feed_block(doc: Any, url: str) -> FeedBlock:
             if post_id:
                 info.shown_post_ids.append(post_id)
             if href:
-                info.post_urls.append(normalize_url(href, base=url))
+                info.post_urls.append(urljoin(url, href.strip()))
                 info.teaser_count += 1
     nxt = NEXT_PAGE(root)
     if nxt and nxt[0].strip():

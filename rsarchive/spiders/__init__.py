@@ -147,22 +147,31 @@ class RebelMouseSpider(scrapy.Spider):
             meta={"feed_date": feed_date},
         )
 
-    def consider(self, url: str, date: str | None, held: Held | None) -> Iterator[scrapy.Request]:
-        """Fetch an article that is new, failed before, or dated newer than what we hold."""
-        if normalize_url(url) in self._scheduled:
+    def consider(
+        self, url: str, date: str | None, held: dict[str, Held]
+    ) -> Iterator[scrapy.Request]:
+        """Fetch an article that is new, failed before, or dated newer than what we hold.
+
+        ``held`` is what ``self.held`` answered for a batch of URLs including this one.
+        """
+        key = normalize_url(url)
+        if key in self._scheduled:
             return
-        if held is None:
-            yield from self.article_request(url, held, date, "new")
-        elif not held.settled:
-            yield from self.article_request(url, held, date, "failed_before")
-        elif held.stale(date):
-            yield from self.article_request(url, held, date, "newer_date")
+        known = held.get(key)
+        if known is None:
+            yield from self.article_request(url, known, date, "new")
+        elif not known.settled:
+            yield from self.article_request(url, known, date, "failed_before")
+        elif known.stale(date):
+            yield from self.article_request(url, known, date, "newer_date")
         else:
             self.crawler.stats.inc_value("rsarchive/articles_skipped_unchanged")
 
-    def is_new(self, url: str, held: Held | None) -> bool:
+    def is_new(self, url: str, held: dict[str, Held]) -> bool:
         """Not in the archive when this run started (or failed), or fetched by this run."""
-        return held is None or not held.settled or normalize_url(url) in self._scheduled
+        key = normalize_url(url)
+        known = held.get(key)
+        return known is None or not known.settled or key in self._scheduled
 
     def parse_article(self, response: Response) -> Iterator[Page]:
         if response.status == 304:

@@ -134,7 +134,7 @@ class ArticleSpider(RebelMouseSpider):
             return
         if more.skipped:
             self.crawler.stats.inc_value("rsarchive/feed_posts_skipped", more.skipped)
-        shown = set(block.post_urls)
+        shown = {normalize_url(u) for u in block.post_urls}
         teasers = [t for t in more.teasers if t.url not in shown and self.site_link(t.url)]
         block.post_urls.extend(t.url for t in teasers)
         yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
@@ -150,7 +150,7 @@ class ArticleSpider(RebelMouseSpider):
     def _follow(self, urls: Any) -> Iterator[scrapy.Request]:
         """One hop from the given pages, at most RSARCHIVE_FOLLOW_MAX articles a run."""
         for url in urls:
-            if self.site_link(url) is None or url in self._scheduled:
+            if self.site_link(url) is None or normalize_url(url) in self._scheduled:
                 continue
             if self.followed >= self.follow_max:
                 if self.followed == self.follow_max:
@@ -161,6 +161,6 @@ class ArticleSpider(RebelMouseSpider):
                     self.followed += 1
                 return
             self.followed += 1
-            self._scheduled.add(url)
+            self._scheduled.add(normalize_url(url))
             # parse_article: a followed page is archived, its own teasers are not walked.
             yield scrapy.Request(url, callback=self.parse_article, errback=self.fetch_failed)

@@ -84,7 +84,7 @@ class FeedSpider(RebelMouseSpider):
         self.crawler.stats.inc_value("rsarchive/feed_items", len(entries))
         held = self.held(e.url for e in entries)
         for entry in entries:
-            yield from self.consider(entry.url, entry.date, held.get(entry.url))
+            yield from self.consider(entry.url, entry.date, held)
 
     # -- listings and the load-more feed -------------------------------------------------------
 
@@ -138,9 +138,9 @@ class FeedSpider(RebelMouseSpider):
         """
         held = self.held(urls)
         # Judged before this page's requests are made: what this run already fetched is new.
-        new = [u for u in urls if self.is_new(u, held.get(u))]
+        new = [u for u in urls if self.is_new(u, held)]
         for url in urls:
-            yield from self.consider(url, None, held.get(url))
+            yield from self.consider(url, None, held)
         walk.caught_up = not new
         if walk.caught_up:
             self.logger.info("%s: caught up (a page with nothing new)", walk.start)

@@ -100,11 +100,11 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
         for entry in entries:
             url = self.site_link(entry.get("loc") or "")
             if url:
-                listed.setdefault(normalize_url(url), parse_date(entry.get("lastmod")))
+                listed.setdefault(url, parse_date(entry.get("lastmod")))
         stats.inc_value("rsarchive/sitemap_urls", len(listed))
         held = self.held(listed)
         for url, lastmod in listed.items():
-            yield from self.consider(url, lastmod, held.get(url))
+            yield from self.consider(url, lastmod, held)
 
     # Scrapy's SitemapSpider wants a ``parse``; every article goes through ``parse_article``.
     def parse(self, response: Response, **kwargs: Any) -> Any:
