@@ -62,7 +62,10 @@ ITEM_PIPELINES = {
 }
 
 # Feed exports (-o/-O) write a page's article and teasers, never the raw body or parsed tree.
-FEED_EXPORT_FIELDS = ["url", "requested_url", "status", "fetched_at", "article", "teasers"]
+# A load-more page of a keep-reading feed exports as its url, page_url and teasers.
+FEED_EXPORT_FIELDS = [
+    "url", "requested_url", "status", "fetched_at", "page_url", "article", "teasers",
+]  # fmt: skip
 FEED_EXPORT_ENCODING = "utf-8"
 
 LOG_FORMATTER = "rsarchive.pipelines.clean.PageLogFormatter"

@@ -137,7 +137,8 @@ class ArticleSpider(RebelMouseSpider):
         shown = {normalize_url(u) for u in block.post_urls}
         teasers = [t for t in more.teasers if t.url not in shown and self.site_link(t.url)]
         block.post_urls.extend(t.url for t in teasers)
-        yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
+        if teasers:
+            yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
         if self.follow:
             yield from self._follow(t.url for t in teasers)
         if not more.has_more or not teasers:

@@ -172,7 +172,8 @@ class FeedSpider(RebelMouseSpider):
             self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
             return
         teasers = [t for t in more.teasers if self.site_link(t.url)]
-        yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
+        if teasers:
+            yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
         walk.exclude.extend(more.post_ids)
         yield from self._fetch_new(walk, [t.url for t in teasers])
         if not walk.caught_up and more.has_more:
