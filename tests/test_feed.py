@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -279,6 +280,39 @@ def test_a_page_that_fails_every_time_is_recorded_and_retried_by_the_next_run(
     site_server.requests.clear()
     assert feed(site_server, db).returncode == 0
     assert article_paths(site_server) == []
+
+
+def test_a_truncated_body_and_a_timeout_are_failures_recorded_for_the_next_run(
+    site_server, tmp_path
+):
+    db = tmp_path / "a.db"
+    cut = raw_path(site_server, "us-strikes-iraq")
+    _, headers, body = site_server.site.respond(cut, origin=site_server.url)
+    # The connection closes 1000 bytes short of the announced length.
+    site_server.overrides[cut] = (200, {**headers, "Content-Length": str(len(body))}, body[:-1000])
+    slow = raw_path(site_server, "truncated")
+
+    def too_slow(path: str) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(8)
+        return site_server.site.respond(path, origin=site_server.url)
+
+    site_server.handlers[slow] = too_slow
+    first = feed(site_server, db, DOWNLOAD_TIMEOUT="3")
+    assert "Traceback" not in first.log
+    rows = first.rows("SELECT url, failures, last_error FROM fetch_state WHERE failures > 0")
+    failed = {url.removeprefix(site_server.url): error for url, _, error in rows}
+    assert set(failed) == {cut.rstrip("/"), slow.rstrip("/")}, rows
+    assert "took longer than 3.0 seconds" in failed[slow.rstrip("/")]
+    assert stats_of_last_run(first)["rsarchive/fetch_failed"] == 2
+    assert first.rows("SELECT count(*) FROM articles") == [(8,)]
+
+    del site_server.overrides[cut], site_server.handlers[slow]
+    site_server.requests.clear()
+    second = feed(site_server, db)
+    assert second.returncode == 0, second.log
+    assert sorted(article_paths(site_server)) == sorted([cut.rstrip("/"), slow.rstrip("/")])
+    assert second.rows("SELECT count(*) FROM articles") == [(10,)]
+    assert second.rows("SELECT count(*) FROM fetch_state WHERE failures > 0") == [(0,)]
 
 
 # -- the article spider's keep-reading feed ------------------------------------------------------
