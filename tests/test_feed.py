@@ -532,3 +532,31 @@ def test_rss_is_parsed_without_expanding_entities():
     assert entries[-1].url == "https://responsiblestatecraft.org/y/"
     # The newest date an item gives wins (pubDate, or an update date beside it).
     assert entries[-1].date == "2021-05-21T10:00:00Z"
+
+
+# -- the fetch state -----------------------------------------------------------------------------
+
+
+def test_fetch_state_counts_failures_keeps_validators_on_304_and_resets_on_success(tmp_path):
+    from rsarchive.archive import Archive, fetchstate
+    from rsarchive.items import FetchOutcome
+
+    url = "https://responsiblestatecraft.org/some-post/"
+    with Archive(f"sqlite:///{tmp_path / 'a.db'}") as archive:
+        engine = archive.engine
+        ok = FetchOutcome(url, 200, etag='"v1"', last_modified="Tue, 03 Dec 2024 10:00:00 GMT")
+        assert fetchstate.record(engine, ok) == 0
+        assert fetchstate.record(engine, FetchOutcome(url, 503, error="HTTP 503")) == 1
+        assert fetchstate.record(engine, FetchOutcome(url, None, error="timeout")) == 2
+        key = "https://responsiblestatecraft.org/some-post"
+        assert fetchstate.outstanding(engine) == [key]
+        held = fetchstate.held(engine, [url])[key]
+        # A failure keeps what the last success learnt, and is not settled.
+        assert (held.etag, held.failures, held.settled) == ('"v1"', 2, False)
+        assert fetchstate.record(engine, FetchOutcome(url, 304, feed_date="2024-12-03")) == 0
+        held = fetchstate.held(engine, [url])[key]
+        assert (held.etag, held.last_modified, held.date) == (
+            '"v1"', "Tue, 03 Dec 2024 10:00:00 GMT", "2024-12-03",
+        )  # fmt: skip
+        assert held.settled and fetchstate.outstanding(engine) == []
+        assert held.stale("2024-12-04T00:00:00Z") and not held.stale("2024-12-03")

@@ -96,12 +96,20 @@ class RebelMouseSpider(scrapy.Spider):
 
     _state: Engine | None = None
 
+    def _archive(self) -> Engine:
+        # Our own engine, for reads only; the store pipeline has created the schema by now.
+        if self._state is None:
+            self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+        return self._state
+
+    def closed(self, reason: str) -> None:
+        if self._state is not None:
+            self._state.dispose()
+
     def held(self, urls: Iterable[str]) -> dict[str, Held]:
         """What the archive holds for these URLs (a read; writes stay in the pipeline)."""
         try:
-            if self._state is None:
-                self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
-            return fetchstate.held(self._state, urls)
+            return fetchstate.held(self._archive(), urls)
         except SQLAlchemyError as exc:
             # The store pipeline reports an unusable database; here it only means "unknown".
             self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
@@ -110,9 +118,7 @@ class RebelMouseSpider(scrapy.Spider):
     def outstanding_requests(self) -> Iterator[scrapy.Request]:
         """The pages whose last fetch failed: every feed or sitemap run tries them again."""
         try:
-            if self._state is None:
-                self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
-            urls = fetchstate.outstanding(self._state)
+            urls = fetchstate.outstanding(self._archive())
         except SQLAlchemyError as exc:
             self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
             return
