@@ -1,18 +1,21 @@
 """Fetch state: what the next run needs to know about each URL (validators, dates, failures).
 
 Spiders ask through ``held`` and ``outstanding`` (reads, any thread); the store pipeline's writer
-thread records outcomes through ``record``. Functions take the archive's engine.
+thread records outcomes through ``record``, and ``Archive.store_page`` records a stored page in
+the page's own transaction (``page_upsert``). Functions take the archive's engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, Insert, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..items import FetchOutcome
+from ..items import FetchOutcome, Page
 from ..urls import normalize_url
 from . import models as m
 from .engine import READ_ONLY
@@ -94,10 +97,56 @@ def record(engine: Engine, outcome: FetchOutcome) -> int:
     unless new ones came, and moves the article's ``last_seen_at``. A failure counts up and
     keeps validators and feed date as they were, so the next run asks again.
     """
+    with engine.begin() as conn:
+        return record_in(conn, outcome)
+
+
+@lru_cache(maxsize=4)
+def page_upsert(dialect: str) -> Insert:
+    """The statement that records a stored page, built once per dialect (see ``page_params``).
+
+    ``Archive.store_page`` runs it in the page's own transaction: the page and what the next run
+    needs to know about it are written together or not at all.
+    """
+    f = m.fetch_state
+    ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(f)
+    return ins.on_conflict_do_update(
+        index_elements=[f.c.url],
+        set_={
+            "etag": ins.excluded.etag,
+            "last_modified": ins.excluded.last_modified,
+            "last_status": ins.excluded.last_status,
+            "last_error": null(),
+            "failures": literal_column("0"),
+            # A page reached from a listing (no date) keeps the date a feed gave before.
+            "feed_date": func.coalesce(ins.excluded.feed_date, f.c.feed_date),
+            "last_attempt_at": ins.excluded.last_attempt_at,
+            "last_success_at": ins.excluded.last_success_at,
+        },
+    )
+
+
+def page_params(page: Page, now: str) -> dict[str, Any]:
+    headers = {k.lower(): v for k, v in page.headers.items()}
+    return {
+        "url": normalize_url(page.requested_url or page.url),
+        "etag": headers.get("etag"),
+        "last_modified": headers.get("last-modified"),
+        "last_status": page.status,
+        "last_error": None,
+        "failures": 0,
+        "feed_date": page.feed_date,
+        "last_attempt_at": now,
+        "last_success_at": now,
+    }
+
+
+def record_in(conn: Connection, outcome: FetchOutcome) -> int:
+    """``record`` inside a transaction the caller holds."""
     url = normalize_url(outcome.url)
     now = utc_now_iso()
     f = m.fetch_state
-    insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     values = {
         "url": url,
         "last_status": outcome.status,
@@ -137,11 +186,10 @@ def record(engine: Engine, outcome: FetchOutcome) -> int:
         .on_conflict_do_update(index_elements=[f.c.url], set_=set_)
         .returning(f.c.failures)
     )
-    with engine.begin() as conn:
-        failures = conn.execute(stmt).scalar_one()
-        if outcome.status == 304:
-            a = m.articles
-            conn.execute(update(a).where(a.c.url == url).values(last_seen_at=now))
+    failures = conn.execute(stmt).scalar_one()
+    if outcome.status == 304:
+        a = m.articles
+        conn.execute(update(a).where(a.c.url == url).values(last_seen_at=now))
     return failures
 
 

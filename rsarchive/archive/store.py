@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..items import Article, Author, Page, Tag, Teaser
 from ..urls import normalize_url
+from . import fetchstate
 from . import models as m
 from .engine import READ_ONLY, create_schema, make_engine
 from .models import RUN_STATUSES, utc_now_iso
@@ -313,6 +314,8 @@ class Archive:
                     result.teasers_new, result.teasers_seen = self._store_teasers(
                         run, page_url, result.article_id, page.teasers, now
                     )
+                # What the next run needs (validators, feed date): with the page or not at all.
+                run.execute(self._upsert_fetch_state, fetchstate.page_params(page, now))
             finally:
                 run.close()
         return result
@@ -430,6 +433,7 @@ class Archive:
         a, t, c = m.articles, m.teasers, m.captures
 
         self._sel_known = select(a.c.url).where(a.c.url.in_(bindparam("urls", expanding=True)))
+        self._upsert_fetch_state = fetchstate.page_upsert(dialect)
 
         # What the archive holds for a page, in one round trip: the id of a capture with the same
         # URL and body (None: store it), and the article row (NULLs: a new article).

@@ -75,10 +75,10 @@ class StorePipeline:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                result = self.writer.submit(_store_page, self.archive, item, self.run_id).result()
+                result = self.writer.submit(self.archive.store_page, item, self.run_id).result()
             else:
                 result = await loop.run_in_executor(
-                    self.writer, _store_page, self.archive, item, self.run_id
+                    self.writer, self.archive.store_page, item, self.run_id
                 )
         except SQLAlchemyError as exc:
             # The page's transaction was rolled back whole; the run goes on.
@@ -186,21 +186,6 @@ class StorePipeline:
         finally:
             self.writer.submit(archive.close).result()
             self.writer.shutdown()
-
-
-def _store_page(archive: Archive, page: Page, run_id: int | None) -> StoreResult:
-    result = archive.store_page(page, run_id)
-    fetchstate.record(
-        archive.engine,
-        FetchOutcome(
-            url=page.requested_url or page.url,
-            status=page.status,
-            etag=page.headers.get("ETag") or page.headers.get("Etag"),
-            last_modified=page.headers.get("Last-Modified"),
-            feed_date=page.feed_date,
-        ),
-    )
-    return result
 
 
 def _mark_removed(archive: Archive, urls: list[str], status: int) -> list[str]:
