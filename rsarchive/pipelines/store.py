@@ -90,10 +90,16 @@ class StorePipeline:
 
     async def _store_feed_page(self, item: FeedPage) -> FeedPage:
         assert self.archive is not None
+        store = self.archive.store_teasers
         try:
-            new, seen = await asyncio.get_running_loop().run_in_executor(
-                self.writer, self.archive.store_teasers, item.page_url, item.teasers
-            )
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a Twisted reactor without asyncio: store in line
+                new, seen = self.writer.submit(store, item.page_url, item.teasers).result()
+            else:
+                new, seen = await loop.run_in_executor(
+                    self.writer, store, item.page_url, item.teasers
+                )
         except SQLAlchemyError as exc:
             self.stats.inc_value("rsarchive/store_failed")
             logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
