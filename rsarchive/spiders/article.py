@@ -101,6 +101,8 @@ class ArticleSpider(RebelMouseSpider):
         yield self.page_item(response)
         if response.status != 200 or not isinstance(response, TextResponse):
             return
+        if not (self.follow or self.feed_pages):
+            return
         # The tree Scrapy built for the page item: nothing is parsed twice.
         block = feed_block(response.selector, response.url)
         if self.follow:
