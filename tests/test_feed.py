@@ -315,6 +315,26 @@ def test_a_truncated_body_and_a_timeout_are_failures_recorded_for_the_next_run(
     assert second.rows("SELECT count(*) FROM fetch_state WHERE failures > 0") == [(0,)]
 
 
+def test_a_load_more_endpoint_robots_txt_forbids_is_not_asked_and_not_a_failure(
+    site_server, tmp_path
+):
+    _, headers, robots = site_server.site.respond("/robots.txt", origin=site_server.url)
+    site_server.overrides["/robots.txt"] = (
+        200,
+        headers,
+        robots.replace(b"Allow: /", b"Disallow: /res/load_more_posts/\nAllow: /"),
+    )
+    result = feed(site_server, tmp_path / "a.db")
+    assert result.returncode == 0, result.log
+    assert counts(site_server.requests).get("load-more", 0) == 0
+    stats = stats_of_last_run(result)
+    assert "rsarchive/fetch_failed" not in stats
+    assert stats["rsarchive/not_fetched/ignored"] == 1
+    # What RSS and the listings name is archived all the same; nothing is left to retry.
+    assert result.rows("SELECT count(*) FROM articles") == [(8,)]
+    assert result.rows("SELECT count(*) FROM fetch_state WHERE failures > 0") == [(0,)]
+
+
 # -- the article spider's keep-reading feed ------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
@@ -72,6 +73,8 @@ class RebelMouseSpider(scrapy.Spider):
     def fetch_failed(self, failure: Failure) -> None:
         """An article or page could not be fetched: count it and record it for the next run."""
         request = failure.request  # type: ignore[attr-defined]
+        if self._not_fetched(failure):
+            return
         self.feed_failed(failure)
         response = failure.value.response if failure.check(HttpError) else None
         self.outcome(
@@ -86,8 +89,19 @@ class RebelMouseSpider(scrapy.Spider):
     def feed_failed(self, failure: Failure) -> None:
         """A feed, listing or sitemap could not be fetched (the next run walks it again)."""
         request = failure.request  # type: ignore[attr-defined]
+        if self._not_fetched(failure):
+            return
         self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
+
+    def _not_fetched(self, failure: Failure) -> bool:
+        """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
+        if not failure.check(IgnoreRequest):
+            return False
+        request = failure.request  # type: ignore[attr-defined]
+        self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
+        self.crawler.stats.inc_value("rsarchive/not_fetched/ignored")
+        return True
 
     def outcome(self, outcome: FetchOutcome) -> None:
         self.crawler.signals.send_catch_log(rs_signals.fetch_outcome, outcome=outcome)
