@@ -231,6 +231,26 @@ def test_an_endless_load_more_feed_stops_at_the_page_cap(site_server, tmp_path):
     assert {"9000020", "9000021", "9000030", "9000031"} <= set(excluded)
 
 
+def test_a_load_more_feed_that_repeats_itself_stops(site_server, tmp_path):
+    _, headers, same = site_server.site.respond(
+        "/res/load_more_posts/data.js?node_id=1187550001&pn=2", origin=site_server.url
+    )
+    answer = json.loads(same)
+    answer["has_more"] = True  # and the same three posts, whatever is asked
+    site_server.handlers["/res/load_more_posts/data.js"] = lambda path: (
+        200,
+        headers,
+        json.dumps(answer).encode(),
+    )
+    result = scrapy_crawl(
+        "feed", tmp_path / "a.db", site_server.url, settings={"RSARCHIVE_FEED_URLS": ""}
+    )
+    assert result.returncode == 0, result.log
+    assert counts(site_server.requests)["load-more"] == 2
+    assert "the load-more feed repeats itself; stopping" in result.log
+    assert result.rows("SELECT count(*) FROM articles") == [(7,)]
+
+
 def test_a_listing_that_links_back_to_an_earlier_page_is_walked_once(site_server, tmp_path):
     _, headers, body = site_server.site.respond("/tag/nato/page/2/", origin=site_server.url)
     site_server.overrides["/tag/nato/page/2/"] = (

@@ -128,6 +128,10 @@ class ArticleSpider(RebelMouseSpider):
     def parse_feed_page(
         self, response: Response, block: FeedBlock, page: int, position: int, n: int
     ) -> Iterator[FeedPage | scrapy.Request]:
+        if response.status != 200:
+            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
+            self.crawler.stats.inc_value("rsarchive/fetch_failed")
+            return
         try:
             more = parse_load_more(response.body, block.page_key, position)
         except ValueError as exc:

@@ -35,6 +35,7 @@ class Walk:
     pages: int = 0
     exclude: list[str] = field(default_factory=list)  # post ids the load-more feed has shown
     caught_up: bool = False
+    shown: set[str] = field(default_factory=set)  # normalised post URLs this walk has seen
 
 
 def _paths(value: str | Iterable[str] | None) -> list[str]:
@@ -121,6 +122,7 @@ class FeedSpider(RebelMouseSpider):
         if response.status != 200 or not isinstance(response, TextResponse):
             return
         block = feed_block(response.selector, response.url)
+        walk.shown.update(normalize_url(u) for u in block.post_urls)
         yield from self._fetch_new(walk, [u for u in block.post_urls if self.site_link(u)])
         if walk.caught_up:
             return
@@ -165,15 +167,25 @@ class FeedSpider(RebelMouseSpider):
     def parse_feed_page(
         self, response: Response, block: FeedBlock, page: int, position: int, walk: Walk
     ) -> Iterator[FeedPage | scrapy.Request]:
+        if response.status != 200:
+            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
+            self.crawler.stats.inc_value("rsarchive/fetch_failed")
+            return
         try:
             more = parse_load_more(response.body, block.page_key, position)
         except ValueError as exc:
             self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
             self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
             return
-        teasers = [t for t in more.teasers if self.site_link(t.url)]
+        # Posts this walk has shown already (a feed that ignores exclude_post_ids) are no news.
+        teasers = [t for t in more.teasers if self.site_link(t.url) and t.url not in walk.shown]
+        walk.shown.update(t.url for t in teasers)
         if teasers:
             yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
+        elif more.teasers:
+            self.logger.info("%s: the load-more feed repeats itself; stopping", walk.start)
+            self.crawler.stats.inc_value("rsarchive/feed_loop_skipped")
+            return
         walk.exclude.extend(more.post_ids)
         yield from self._fetch_new(walk, [t.url for t in teasers])
         if not walk.caught_up and more.has_more:
