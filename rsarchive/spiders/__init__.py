@@ -96,7 +96,8 @@ class RebelMouseSpider(scrapy.Spider):
 
     def _not_fetched(self, failure: Failure) -> bool:
         """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
-        if not failure.check(IgnoreRequest):
+        # HttpError (an error status after the retries) is an IgnoreRequest too, and a failure.
+        if failure.check(HttpError) or not failure.check(IgnoreRequest):
             return False
         request = failure.request  # type: ignore[attr-defined]
         self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
