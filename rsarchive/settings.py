@@ -22,6 +22,9 @@ RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
 # paths on the site; a listing is followed through its /page/N/ links).
 RSARCHIVE_FEED_URLS = os.environ.get("RSARCHIVE_FEED_URLS", "/feed/,/feeds/feed.rss")
 RSARCHIVE_FEED_LISTINGS = os.environ.get("RSARCHIVE_FEED_LISTINGS", "")
+# An archived article the feed spider sees named again is asked for again (If-None-Match /
+# If-Modified-Since) once its last check is this old: edits do not change RSS dates. 0: never.
+RSARCHIVE_FEED_RECHECK_HOURS = float(os.environ.get("RSARCHIVE_FEED_RECHECK_HOURS", "24"))
 # `scrapy crawl article -a follow=1`: at most this many teaser targets a run.
 RSARCHIVE_FOLLOW_MAX = int(os.environ.get("RSARCHIVE_FOLLOW_MAX", "100"))
 # Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).

@@ -116,6 +116,29 @@ def test_feed_crawl_archives_every_article_once_and_a_rerun_fetches_none(site_se
     assert "rsarchive/articles_new" not in stats
 
 
+def test_named_articles_last_checked_long_ago_are_asked_again_conditionally(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    assert feed(site_server, db).returncode == 0
+    site_server.requests.clear()
+    site_server.request_headers.clear()
+    # Every check is "long ago" with a recheck age of zero hours and a tick.
+    again = feed(site_server, db, RSARCHIVE_FEED_RECHECK_HOURS="0.00001")
+    assert again.returncode == 0, again.log
+    # RSS names 6 articles; the first pages of the listings one more (the home page's 4 are in
+    # RSS). Rechecks are not news: the walks stop at their first pages all the same.
+    rechecked = article_paths(site_server)
+    assert len(rechecked) == 7
+    assert counts(site_server.requests)["listings"] == 3
+    asked = [h for p, h in zip(site_server.requests, site_server.request_headers, strict=True)
+             if kind(p) == "articles"]  # fmt: skip
+    assert all(h.get("If-None-Match") for h in asked)
+    stats = stats_of_last_run(again)
+    assert stats["rsarchive/not_modified"] == 7
+    assert stats["rsarchive/articles_requested/recheck"] == 7
+    assert again.rows("SELECT count(*) FROM revisions") == [(10,)]
+    assert again.rows("SELECT count(*) FROM fetch_state WHERE last_status = 304") == [(7,)]
+
+
 def rss_with_date(server: SiteServer, link_part: str, new_date: str) -> bytes:
     """The fixture RSS, with one item's pubDate replaced."""
     _, _, body = server.site.respond("/feeds/feed.rss", origin=server.url)

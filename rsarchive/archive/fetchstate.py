@@ -36,6 +36,7 @@ class Held:
     last_modified: str | None = None
     failures: int = 0
     last_status: int | None = None
+    last_attempt_at: str | None = None
 
     @property
     def settled(self) -> bool:
@@ -43,6 +44,10 @@ class Held:
         if self.failures:
             return False
         return self.archived or self.last_status in (200, 304, *_GONE)
+
+    def checked_since(self, when: str) -> bool:
+        """True when the URL was last asked for at or after ``when`` (ISO UTC)."""
+        return self.last_attempt_at is not None and self.last_attempt_at >= when
 
     def stale(self, seen: str | None) -> bool:
         """True when a feed or sitemap date ``seen`` is newer than what we hold."""
@@ -71,6 +76,7 @@ def held(engine: Engine, urls: Iterable[str]) -> dict[str, Held]:
                 h = out.setdefault(row.url, Held(row.url))
                 h.etag, h.last_modified = row.etag, row.last_modified
                 h.failures, h.last_status = row.failures, row.last_status
+                h.last_attempt_at = row.last_attempt_at
                 h.date = _newest(h.date, row.feed_date)
     return out
 

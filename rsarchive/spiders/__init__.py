@@ -37,6 +37,7 @@ class RebelMouseSpider(scrapy.Spider):
         # Recorded in crawl_runs so a run can be repeated.
         self.args = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}
         self._scheduled: set[str] = set()  # articles requested in this run
+        self._new: set[str] = set()  # ... of them, those the archive did not hold (or failed)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> RebelMouseSpider:
@@ -110,6 +111,8 @@ class RebelMouseSpider(scrapy.Spider):
     # -- incremental fetching: what does the archive hold? -------------------------------------
 
     _state: Engine | None = None
+    # Held articles last asked for before this time (ISO UTC) are asked again, conditionally.
+    recheck_before: str | None = None
 
     def _archive(self) -> Engine:
         # Our own engine, for reads only; the store pipeline has created the schema by now.
@@ -153,6 +156,8 @@ class RebelMouseSpider(scrapy.Spider):
         if key in self._scheduled:
             return
         self._scheduled.add(key)
+        if why in ("new", "failed_before"):
+            self._new.add(key)
         self.crawler.stats.inc_value(f"rsarchive/articles_requested/{why}")
         headers = {}
         if held is not None and held.archived:
@@ -185,14 +190,18 @@ class RebelMouseSpider(scrapy.Spider):
             yield from self.article_request(url, known, date, "failed_before")
         elif known.stale(date):
             yield from self.article_request(url, known, date, "newer_date")
+        elif self.recheck_before and not known.checked_since(self.recheck_before):
+            # Edits leave RSS dates alone: ask again now and then (a 304 costs no body).
+            yield from self.article_request(url, known, date, "recheck")
         else:
             self.crawler.stats.inc_value("rsarchive/articles_skipped_unchanged")
 
     def is_new(self, url: str, held: dict[str, Held]) -> bool:
-        """Not in the archive when this run started (or failed), or fetched by this run."""
+        """Not in the archive when this run started (or failed before), whatever this run did
+        with it since (a recheck or a newer date is not news)."""
         key = normalize_url(url)
         known = held.get(key)
-        return known is None or not known.settled or key in self._scheduled
+        return known is None or not known.settled or key in self._new
 
     def parse_article(self, response: Response) -> Iterator[Page]:
         if response.status == 304:

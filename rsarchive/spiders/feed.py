@@ -5,15 +5,17 @@ scrapy crawl feed -a listings=/europe/,/tag/nato/      # more listing pages to w
 
 It reads the RSS feeds, the home page and its load-more feed, and the listing pages of
 RSARCHIVE_FEED_LISTINGS (each followed through /page/N/). An article is fetched when the archive
-does not hold it, when its last fetch failed, or when a feed dates it newer than what we hold
-(then with If-None-Match / If-Modified-Since: a 304 costs no body). A listing or feed stops at the
-first page that brings nothing new ("caught up") or at RSARCHIVE_FEED_MAX_PAGES pages.
+does not hold it, when its last fetch failed, when a feed dates it newer than what we hold, or
+when it is named again and was last asked for more than RSARCHIVE_FEED_RECHECK_HOURS ago (the
+last two with If-None-Match / If-Modified-Since: a 304 costs no body). A listing or feed stops at
+the first page that brings nothing new ("caught up") or at RSARCHIVE_FEED_MAX_PAGES pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import scrapy
@@ -63,6 +65,10 @@ class FeedSpider(RebelMouseSpider):
     def _start_requests(self) -> Iterator[scrapy.Request]:
         settings = self.crawler.settings
         self.max_pages = max(1, settings.getint("RSARCHIVE_FEED_MAX_PAGES", 20))
+        hours = settings.getfloat("RSARCHIVE_FEED_RECHECK_HOURS", 24.0)
+        if hours > 0:
+            since = datetime.now(UTC) - timedelta(hours=hours)
+            self.recheck_before = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         yield from self.outstanding_requests()
         for path in _paths(settings.get("RSARCHIVE_FEED_URLS")):
             url = self.site_link(path)
