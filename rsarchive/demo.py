@@ -7,11 +7,12 @@ end-to-end tests serve the very same files over HTTP on 127.0.0.1.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
@@ -72,6 +73,11 @@ class FixtureSite:
                 meta=meta,
             )
             self.pages[self._key(page.url)] = page
+        # The rest of the site (home, listings, feeds, sitemaps, load-more answers): by path.
+        routes = self.root / "site" / "routes.json"
+        self.routes: dict[str, dict[str, str]] = (
+            json.loads(routes.read_text(encoding="utf-8")) if routes.exists() else {}
+        )
 
     @staticmethod
     def _key(url_or_path: str) -> str:
@@ -82,16 +88,46 @@ class FixtureSite:
         """URLs of every fixture page, in case-name order."""
         return [p.url for p in sorted(self.pages.values(), key=lambda p: p.name)]
 
-    def respond(self, url_or_path: str, origin: str = FIXTURE_ORIGIN) -> tuple[int, dict, bytes]:
-        """(status, headers, body) for a path, with links moved onto ``origin``."""
-        path = urlsplit(url_or_path).path or "/"
-        if path == "/robots.txt":
-            robots = self.root / "site" / "robots.txt"
-            return (
-                200,
-                {"Content-Type": "text/plain; charset=utf-8"},
-                self._rebase(robots.read_bytes(), origin),
-            )
+    def respond(
+        self,
+        url_or_path: str,
+        origin: str = FIXTURE_ORIGIN,
+        request_headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict, bytes]:
+        """(status, headers, body) for a path, with links moved onto ``origin``.
+
+        Pages carry an ``ETag`` (a digest of the body); a request whose ``If-None-Match`` names
+        it is answered 304 Not Modified, as a CDN in front of the site answers.
+        """
+        status, headers, body = self._respond(url_or_path, origin)
+        if status == 200:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            headers["ETag"] = etag
+            asked = {k.lower(): v for k, v in (request_headers or {}).items()}
+            if asked.get("if-none-match") == etag:
+                return 304, {"ETag": etag}, b""
+        return status, headers, body
+
+    def _respond(self, url_or_path: str, origin: str) -> tuple[int, dict, bytes]:
+        parts = urlsplit(url_or_path)
+        path = parts.path or "/"
+        if path == "/res/load_more_posts/data.js":
+            # The answer depends on the feed (node_id) and the page number (pn) only.
+            query = parse_qs(parts.query)
+            node, pn = query.get("node_id", [""])[0], query.get("pn", [""])[0]
+            path = f"{path}?node_id={node}&pn={pn}"
+            if path not in self.routes:
+                empty = {"has_more": False, "posts_by_source": {"current_page": []}}
+                return 200, {"Content-Type": "application/json"}, json.dumps(empty).encode()
+        # /europe/page/2 and /europe/page/2/ are the same page (the site redirects one).
+        route = self.routes.get(path) or self.routes.get(path.rstrip("/") + "/")
+        if route is not None:
+            body = (self.root / "site" / route["file"]).read_bytes()
+            if route["file"].endswith(".gz") and origin.rstrip("/") != FIXTURE_ORIGIN:
+                body = gzip.compress(self._rebase(gzip.decompress(body), origin), mtime=0)
+            else:
+                body = self._rebase(body, origin)
+            return 200, {"Content-Type": route["content_type"]}, body
         page = self.pages.get(self._key(url_or_path))
         if page is None:
             missing = next((p for p in self.pages.values() if p.status == 404), None)
@@ -130,6 +166,9 @@ class FixtureSiteMiddleware:
     def process_request(self, request: Request) -> Response | None:
         if not same_site(request.url, self.site_url):
             return None
-        status, headers, body = self.site.respond(request.url, origin=self.site_url)
+        asked = {
+            k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in request.headers.items()
+        }
+        status, headers, body = self.site.respond(request.url, self.site_url, asked)
         cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
         return cls(url=request.url, status=status, headers=headers, body=body, request=request)

@@ -108,3 +108,30 @@ class Page:
     teasers: list[Teaser] = field(default_factory=list)
     # The parser that split this page (``rsarchive.extract.PARSER_VERSION``), set by the split step.
     parser_version: str | None = None
+    # The RSS/sitemap date that sent the spider here (kept in the fetch state).
+    feed_date: str | None = None
+
+
+@dataclass
+class FeedPage:
+    """Teasers from a load-more answer: more of the keep-reading feed of ``page_url``."""
+
+    url: str  # the load-more request
+    page_url: str  # the page whose feed it continues (the key its teasers are stored under)
+    fetched_at: str
+    teasers: list[Teaser] = field(default_factory=list)
+
+
+@dataclass
+class FetchOutcome:
+    """How one request ended, for the archive's fetch state (``archive/fetchstate.py``).
+
+    ``status`` is None when no HTTP answer came (timeout, connection lost, truncated body).
+    """
+
+    url: str  # as requested
+    status: int | None
+    error: str | None = None  # None: a success (200 stored, 304 not modified, 404/410 gone)
+    etag: str | None = None
+    last_modified: str | None = None
+    feed_date: str | None = None  # the RSS/sitemap date that sent us there

@@ -18,6 +18,15 @@ NEWSPIDER_MODULE = "rsarchive.spiders"
 RSARCHIVE_DATABASE_URL = os.environ.get("RSARCHIVE_DATABASE_URL", "sqlite:///rsarchive.db")
 RSARCHIVE_SITE_URL = os.environ.get("RSARCHIVE_SITE_URL", "https://responsiblestatecraft.org")
 RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
+# The feed spider: RSS feeds to read, listing pages to walk besides the home page (comma lists of
+# paths on the site; a listing is followed through its /page/N/ links).
+RSARCHIVE_FEED_URLS = os.environ.get("RSARCHIVE_FEED_URLS", "/feed/,/feeds/feed.rss")
+RSARCHIVE_FEED_LISTINGS = os.environ.get("RSARCHIVE_FEED_LISTINGS", "")
+# An archived article the feed spider sees named again is asked for again (If-None-Match /
+# If-Modified-Since) once its last check is this old: edits do not change RSS dates. 0: never.
+RSARCHIVE_FEED_RECHECK_HOURS = float(os.environ.get("RSARCHIVE_FEED_RECHECK_HOURS", "24"))
+# `scrapy crawl article -a follow=1`: at most this many teaser targets a run.
+RSARCHIVE_FOLLOW_MAX = int(os.environ.get("RSARCHIVE_FOLLOW_MAX", "100"))
 # Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).
 RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsarchive/rsarchive")
 # `rsarchive crawl`: where each run's log file goes (empty: a logs/ folder beside the SQLite file).
@@ -66,7 +75,10 @@ ITEM_PIPELINES = {
 }
 
 # Feed exports (-o/-O) write a page's article and teasers, never the raw body or parsed tree.
-FEED_EXPORT_FIELDS = ["url", "requested_url", "status", "fetched_at", "article", "teasers"]
+# A load-more page of a keep-reading feed exports as its url, page_url and teasers.
+FEED_EXPORT_FIELDS = [
+    "url", "requested_url", "status", "fetched_at", "page_url", "article", "teasers",
+]  # fmt: skip
 FEED_EXPORT_ENCODING = "utf-8"
 
 LOG_FORMATTER = "rsarchive.pipelines.clean.PageLogFormatter"

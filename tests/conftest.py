@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,15 +38,28 @@ class SiteServer:
     # (time.monotonic() when the request arrived, path), for every request.
     log: list[tuple[float, str]] = field(default_factory=list)
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    # Answers computed per request, by path without the query: path -> f(full path) -> answer.
+    handlers: dict[str, Callable[[str], tuple[int, dict[str, str], bytes]]] = field(
+        default_factory=dict
+    )
+    # The request headers of every request, in order (beside ``requests``).
+    request_headers: list[dict[str, str]] = field(default_factory=list)
+
+    def answer(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         self.requests.append(path)
+        self.request_headers.append(dict(headers or {}))
         self.log.append((time.monotonic(), path))
         time.sleep(min(self.delays.get(path, 0.0), 10.0))
         if self.queued.get(path):
             return self.queued[path].pop(0)
         if path in self.overrides:
             return self.overrides[path]
-        return self.site.respond(path, origin=self.url)
+        handler = self.handlers.get(path.split("?", 1)[0])
+        if handler is not None:
+            return handler(path)
+        return self.site.respond(path, origin=self.url, request_headers=headers)
 
     def page_url(self, case: str) -> str:
         page = next(p for p in self.site.pages.values() if p.name == case)
@@ -66,11 +79,13 @@ def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             server_state.user_agents.add(self.headers.get("User-Agent", ""))
-            status, headers, body = server_state.answer(self.path)
+            status, headers, body = server_state.answer(self.path, dict(self.headers.items()))
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            # An answer may name its own length: a larger one makes a truncated body.
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 

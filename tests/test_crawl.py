@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
 
-ARTICLE_COLUMNS_THAT_MAY_MOVE = {"last_seen_at"}
+# fetch_state records when each URL was last tried.
+ARTICLE_COLUMNS_THAT_MAY_MOVE = {"last_seen_at", "last_attempt_at", "last_success_at"}
 
 
 def crawl(server: SiteServer, db: Path, *cases: str, extra: tuple[str, ...] = ()) -> CrawlResult:
@@ -74,11 +75,16 @@ def test_article_crawl_archives_article_and_teasers_in_order(site_server, tmp_pa
         (0, "Israel-Hamas deal: Talking vs. bombing, works", "Middle East"),
         (1, "US strikes in Iraq show risk of escalation to wider war", "QiOSK"),
         (2, "JFK: A man on the brink of revelation", "QiOSK"),
+        # One page of the load-more feed by default (feed_pages=1), positions going on.
+        (3, "Saudi normalization can’t be bought while Gaza burns", "Middle East"),
+        (4, "The munitions boom is a blank check with a long tail", "Military Industrial Complex"),
     ]
     # The teaser whose target was archived in the same run points at it.
     assert [a for *_, a in seed_teasers] == [
         None,
         "US strikes in Iraq show risk of escalation to wider war",
+        None,
+        None,
         None,
     ]
     # A tag listing has no main article but keeps its five teasers.
@@ -146,7 +152,12 @@ def test_feed_export_writes_one_object_per_page_without_raw_bytes(site_server, t
     out = tmp_path / "out.jsonl"
     result = crawl(site_server, tmp_path / "a.db", "seed", "tag-listing", extra=("-O", str(out)))
     assert result.returncode == 0, result.log
-    pages = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    objects = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    # Pages, and the load-more page of the seed's feed (its teasers, under the seed's URL).
+    pages = [o for o in objects if "status" in o]
+    (more,) = [o for o in objects if "status" not in o]
+    assert more["page_url"] == f"{site_server.url}/2021/05/19/blinken-lavrov-iceland"
+    assert [t["position"] for t in more["teasers"]] == [3, 4]
     assert len(pages) == 2
     by_url = {p["url"].removeprefix(site_server.url): p for p in pages}
     seed = by_url["/2021/05/19/blinken-lavrov-iceland/"]
@@ -275,7 +286,8 @@ def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     assert f"sqlite3 {db}" in proc.stdout
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (10,)
-        assert conn.execute("SELECT count(*) FROM teasers").fetchone() == (24,)
+        # 24 in the pages' HTML, 2 from the seed's load-more feed (the fixture site has it).
+        assert conn.execute("SELECT count(*) FROM teasers").fetchone() == (26,)
     # A second demo starts from a fresh file.
     again = subprocess.run(
         [sys.executable, "-m", "rsarchive.cli", "demo", "--db", str(db)],

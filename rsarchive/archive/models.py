@@ -268,3 +268,31 @@ FTS_DDL = (
     "INSERT INTO articles_fts(rowid, title, subtitle, body_text) "
     "VALUES (new.id, new.title, new.subtitle, new.body_text); END",
 )
+
+
+# --- issue 3: fetch state ---------------------------------------------------------------------
+
+
+class FetchState(Base):
+    """What the next run needs to know about a URL it fetched (or failed to fetch).
+
+    ``url`` is the normalised requested URL. ``feed_date`` is the newest RSS/sitemap date seen
+    for it when it was last fetched whole; ``failures`` counts consecutive failed attempts (0 once
+    a fetch succeeds): a URL with failures is fetched again by the next feed or sitemap run.
+    """
+
+    __tablename__ = "fetch_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(unique=True)
+    etag: Mapped[str | None]
+    last_modified: Mapped[str | None]
+    feed_date: Mapped[str | None]
+    last_status: Mapped[int | None]
+    failures: Mapped[int] = mapped_column(default=0, server_default="0", index=True)
+    last_error: Mapped[str | None]
+    last_attempt_at: Mapped[str]
+    last_success_at: Mapped[str | None]
+
+
+fetch_state = cast(Table, FetchState.__table__)

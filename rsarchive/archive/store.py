@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..items import Article, Author, Page, Tag, Teaser
 from ..urls import normalize_url
+from . import fetchstate
 from . import models as m
 from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
@@ -369,9 +370,25 @@ class Archive:
                     result.teasers_new, result.teasers_seen = self._store_teasers(
                         run, page_url, result.article_id, page.teasers, now
                     )
+                # What the next run needs (validators, feed date): with the page or not at all.
+                run.execute(self._upsert_fetch_state, fetchstate.page_params(page, now))
             finally:
                 run.close()
         return result
+
+    def store_teasers(self, page_url: str, teasers: Sequence[Teaser]) -> tuple[int, int]:
+        """More of a page's keep-reading feed (a load-more answer), stored as teasers of
+        ``page_url`` in one transaction; returns (new, seen) like ``store_page``."""
+        if not teasers:
+            return 0, 0
+        a = m.articles
+        with self.engine.begin() as conn:
+            page_article_id = conn.scalar(select(a.c.id).where(a.c.url == page_url))
+            run = self._runner(conn)
+            try:
+                return self._store_teasers(run, page_url, page_article_id, teasers, utc_now_iso())
+            finally:
+                run.close()
 
     def _runner(self, conn: Connection) -> _Runner:
         # Statements SQLAlchemy is asked to log (echo, or its logger at INFO) go through Core.
@@ -472,6 +489,7 @@ class Archive:
         a, t, c = m.articles, m.teasers, m.captures
 
         self._sel_known = select(a.c.url).where(a.c.url.in_(bindparam("urls", expanding=True)))
+        self._upsert_fetch_state = fetchstate.page_upsert(dialect)
 
         # What the archive holds for a page, in one round trip: the id of a capture with the same
         # URL and body (None: store it), and the article row (NULLs: a new article).

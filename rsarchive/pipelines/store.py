@@ -17,8 +17,9 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
 from sqlalchemy.exc import SQLAlchemyError
 
-from rsarchive.archive import Archive, SchemaError, StoreResult
-from rsarchive.items import Page
+from rsarchive import signals as rs_signals
+from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
+from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
 from rsarchive.urls import normalize_url
 
@@ -36,6 +37,7 @@ class StorePipeline:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(self.fetch_outcome, signal=rs_signals.fetch_outcome)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -68,6 +70,8 @@ class StorePipeline:
         logger.info("archiving into %s (run %s)", _redact(self.database_url), self.run_id)
 
     async def process_item(self, item: Any) -> Any:
+        if isinstance(item, FeedPage) and self.archive is not None:
+            return await self._store_feed_page(item)
         if not isinstance(item, Page) or self.archive is None:
             return item
         # The parsed tree is not needed past this point; let it go before the page waits.
@@ -89,6 +93,43 @@ class StorePipeline:
         self._count(result)
         return item
 
+    async def _store_feed_page(self, item: FeedPage) -> FeedPage:
+        assert self.archive is not None
+        store = self.archive.store_teasers
+        try:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a Twisted reactor without asyncio: store in line
+                new, seen = self.writer.submit(store, item.page_url, item.teasers).result()
+            else:
+                new, seen = await loop.run_in_executor(
+                    self.writer, store, item.page_url, item.teasers
+                )
+        except SQLAlchemyError as exc:
+            self.stats.inc_value("rsarchive/store_failed")
+            logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
+            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+        self.stats.inc_value("rsarchive/feed_pages_stored")
+        self.stats.inc_value("rsarchive/teasers_seen", seen)
+        self.stats.inc_value("rsarchive/teasers_new", new)
+        return item
+
+    def fetch_outcome(self, outcome: FetchOutcome) -> None:
+        """A 304 or a failed request: remember it for the next run (on the writer thread)."""
+        if self.archive is not None:
+            self._record(outcome)
+
+    def _record(self, outcome: FetchOutcome) -> None:
+        assert self.archive is not None
+        future = self.writer.submit(fetchstate.record, self.archive.engine, outcome)
+        future.add_done_callback(self._recorded)
+
+    def _recorded(self, future: Any) -> None:
+        try:
+            future.result()
+        except SQLAlchemyError as exc:
+            logger.error("could not record the fetch state: %s", exc)
+
     def _count(self, result: StoreResult) -> None:
         inc = self.stats.inc_value
         inc("rsarchive/pages_stored")
@@ -101,7 +142,19 @@ class StorePipeline:
 
     def item_dropped(self, item: Any, response: Any, exception: BaseException) -> None:
         """An archived article that now answers 404/410 is marked removed, never deleted."""
-        if not isinstance(item, Page) or item.status not in (404, 410) or self.archive is None:
+        if not isinstance(item, Page) or self.archive is None:
+            return
+        gone = item.status in (404, 410)
+        # A page answering 404/410 is settled; any other drop is retried by the next run.
+        self._record(
+            FetchOutcome(
+                url=item.requested_url or item.url,
+                status=item.status,
+                error=None if gone else f"dropped: {exception}",
+                feed_date=item.feed_date if gone else None,
+            )
+        )
+        if not gone:
             return
         urls = dict.fromkeys(u for u in (item.requested_url, item.url) if u)
         future = self.writer.submit(_mark_removed, self.archive, list(urls), item.status)

@@ -1,22 +1,30 @@
 """Spiders decide what to fetch; the item pipeline decides what it means.
 
 ``RebelMouseSpider`` holds what every rsarchive spider shares: the configured site, start-URL
-handling and turning a response into a ``Page`` item.
+handling, turning a response into a ``Page`` item, and asking the archive what it holds (the
+fetch state) before fetching an article again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.python.failure import Failure
 
-from rsarchive.archive import utc_now_iso
+from rsarchive import signals as rs_signals
+from rsarchive.archive import fetchstate, make_engine, utc_now_iso
+from rsarchive.archive.fetchstate import Held
 from rsarchive.extract.text import trust_utf8
-from rsarchive.items import Page
-from rsarchive.urls import same_site, site_host
+from rsarchive.items import FetchOutcome, Page
+from rsarchive.urls import normalize_url, same_site, site_host
 
 
 class RebelMouseSpider(scrapy.Spider):
@@ -28,6 +36,8 @@ class RebelMouseSpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         # Recorded in crawl_runs so a run can be repeated.
         self.args = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}
+        self._scheduled: set[str] = set()  # articles requested in this run
+        self._new: set[str] = set()  # ... of them, those the archive did not hold (or failed)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> RebelMouseSpider:
@@ -62,9 +72,155 @@ class RebelMouseSpider(scrapy.Spider):
         )
 
     def fetch_failed(self, failure: Failure) -> None:
+        """An article or page could not be fetched: count it and record it for the next run."""
         request = failure.request  # type: ignore[attr-defined]
+        if self._not_fetched(failure):
+            return
+        self.feed_failed(failure)
+        response = failure.value.response if failure.check(HttpError) else None
+        self.outcome(
+            FetchOutcome(
+                url=request.url,
+                status=response.status if response is not None else None,
+                error=failure.getErrorMessage()[:500] or failure.type.__name__,
+                feed_date=request.meta.get("feed_date"),
+            )
+        )
+
+    def feed_failed(self, failure: Failure) -> None:
+        """A feed, listing or sitemap could not be fetched (the next run walks it again)."""
+        request = failure.request  # type: ignore[attr-defined]
+        if self._not_fetched(failure):
+            return
         self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
+
+    def _not_fetched(self, failure: Failure) -> bool:
+        """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
+        # HttpError (an error status after the retries) is an IgnoreRequest too, and a failure.
+        if failure.check(HttpError) or not failure.check(IgnoreRequest):
+            return False
+        request = failure.request  # type: ignore[attr-defined]
+        self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
+        self.crawler.stats.inc_value("rsarchive/not_fetched/ignored")
+        return True
+
+    def outcome(self, outcome: FetchOutcome) -> None:
+        self.crawler.signals.send_catch_log(rs_signals.fetch_outcome, outcome=outcome)
+
+    # -- incremental fetching: what does the archive hold? -------------------------------------
+
+    _state: Engine | None = None
+    # Held articles last asked for before this time (ISO UTC) are asked again, conditionally.
+    recheck_before: str | None = None
+
+    def _archive(self) -> Engine:
+        # Our own engine, for reads only; the store pipeline has created the schema by now.
+        if self._state is None:
+            self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+        return self._state
+
+    def closed(self, reason: str) -> None:
+        if self._state is not None:
+            self._state.dispose()
+
+    def held(self, urls: Iterable[str]) -> dict[str, Held]:
+        """What the archive holds for these URLs (a read; writes stay in the pipeline)."""
+        try:
+            return fetchstate.held(self._archive(), urls)
+        except SQLAlchemyError as exc:
+            # The store pipeline reports an unusable database; here it only means "unknown".
+            self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
+            return {}
+
+    def outstanding_requests(self) -> Iterator[scrapy.Request]:
+        """The pages whose last fetch failed: every feed or sitemap run tries them again."""
+        try:
+            urls = fetchstate.outstanding(self._archive())
+        except SQLAlchemyError as exc:
+            self.logger.error("cannot read the fetch state: %s", exc.__class__.__name__)
+            return
+        if urls:
+            self.logger.info("retrying %d pages that failed before", len(urls))
+            self.crawler.stats.set_value("rsarchive/retried_failures", len(urls))
+        held = self.held(urls)
+        for url in urls:
+            if self.site_link(url):
+                yield from self.article_request(url, held.get(url), why="failed_before")
+
+    def article_request(
+        self, url: str, held: Held | None, feed_date: str | None = None, why: str = "new"
+    ) -> Iterator[scrapy.Request]:
+        """One request per article and run; conditional when we hold validators for it."""
+        key = normalize_url(url)
+        if key in self._scheduled:
+            return
+        self._scheduled.add(key)
+        if why in ("new", "failed_before"):
+            self._new.add(key)
+        self.crawler.stats.inc_value(f"rsarchive/articles_requested/{why}")
+        headers = {}
+        if held is not None and held.archived:
+            if held.etag:
+                headers["If-None-Match"] = held.etag
+            if held.last_modified:
+                headers["If-Modified-Since"] = held.last_modified
+        yield scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.fetch_failed,
+            headers=headers or None,
+            meta={"feed_date": feed_date},
+        )
+
+    def consider(
+        self, url: str, date: str | None, held: dict[str, Held]
+    ) -> Iterator[scrapy.Request]:
+        """Fetch an article that is new, failed before, or dated newer than what we hold.
+
+        ``held`` is what ``self.held`` answered for a batch of URLs including this one.
+        """
+        key = normalize_url(url)
+        if key in self._scheduled:
+            return
+        known = held.get(key)
+        if known is None:
+            yield from self.article_request(url, known, date, "new")
+        elif not known.settled:
+            yield from self.article_request(url, known, date, "failed_before")
+        elif known.stale(date):
+            yield from self.article_request(url, known, date, "newer_date")
+        elif self.recheck_before and not known.checked_since(self.recheck_before):
+            # Edits leave RSS dates alone: ask again now and then (a 304 costs no body).
+            yield from self.article_request(url, known, date, "recheck")
+        else:
+            self.crawler.stats.inc_value("rsarchive/articles_skipped_unchanged")
+
+    def is_new(self, url: str, held: dict[str, Held]) -> bool:
+        """Not in the archive when this run started (or failed before), whatever this run did
+        with it since (a recheck or a newer date is not news)."""
+        key = normalize_url(url)
+        known = held.get(key)
+        return known is None or not known.settled or key in self._new
+
+    def parse_article(self, response: Response) -> Iterator[Page]:
+        if response.status == 304:
+            # Not modified: a success, not a drop.
+            self.crawler.stats.inc_value("rsarchive/not_modified")
+            requested = (response.meta.get("redirect_urls") or [response.url])[0]
+            etag = response.headers.get("ETag")
+            self.outcome(
+                FetchOutcome(
+                    url=requested,
+                    status=304,
+                    etag=etag.decode("latin-1") if etag else None,
+                    feed_date=response.meta.get("feed_date"),
+                )
+            )
+            return
+        page = self.page_item(response)
+        page.feed_date = response.meta.get("feed_date")
+        yield page
 
 
 def fix_encoding(response: Response) -> Response:

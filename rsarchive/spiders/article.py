@@ -2,6 +2,8 @@
 
 scrapy crawl article -a url=https://responsiblestatecraft.org/some-post/
 scrapy crawl article -a urls=URL1,URL2 -a url_file=urls.txt
+scrapy crawl article -a url=URL -a feed_pages=3      # 3 more pages of its keep-reading feed
+scrapy crawl article -a url=URL -a follow=1          # and the articles its teasers point to
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 
-from rsarchive.items import Page
+from rsarchive.archive import utc_now_iso
+from rsarchive.extract.rebelmouse import FeedBlock, feed_block, parse_load_more
+from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
+from rsarchive.urls import normalize_url
+
+DEFAULT_FEED_PAGES = 1
 
 
 class ArticleSpider(RebelMouseSpider):
@@ -27,11 +34,29 @@ class ArticleSpider(RebelMouseSpider):
         url: str | None = None,
         urls: str | None = None,
         url_file: str | None = None,
+        feed_pages: str | int | None = None,
+        follow: str | int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(url=url, urls=urls, url_file=url_file, **kwargs)
+        super().__init__(
+            url=url, urls=urls, url_file=url_file, feed_pages=feed_pages, follow=follow, **kwargs
+        )
         self.given: list[str] = []
         self.usage_error: str | None = None
+        self.feed_pages = DEFAULT_FEED_PAGES
+        self.follow = False
+        try:
+            if feed_pages is not None:
+                self.feed_pages = int(feed_pages)
+            if follow is not None:
+                self.follow = bool(int(follow))
+        except ValueError:
+            self.usage_error = "feed_pages and follow take a whole number (-a feed_pages=2)"
+            return
+        if self.feed_pages < 0:
+            self.usage_error = "feed_pages cannot be negative"
+            return
+        self.followed = 0
         if url:
             self.given.append(url)
         if urls:
@@ -58,6 +83,7 @@ class ArticleSpider(RebelMouseSpider):
             self.logger.error("article spider: %s", self.usage_error)
             stats.set_value("rsarchive/usage_error", self.usage_error)
             return
+        self.follow_max = self.crawler.settings.getint("RSARCHIVE_FOLLOW_MAX", 100)
         for given in self.given:
             url = self.site_link(given)
             if url is None:
@@ -68,7 +94,80 @@ class ArticleSpider(RebelMouseSpider):
                 )
                 stats.inc_value("rsarchive/start_url_offsite")
                 continue
+            self._scheduled.add(normalize_url(url))
             yield scrapy.Request(url, callback=self.parse, errback=self.fetch_failed)
 
-    def parse(self, response: Response, **kwargs: Any) -> Iterator[Page]:
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Page | scrapy.Request]:
         yield self.page_item(response)
+        if response.status != 200 or not isinstance(response, TextResponse):
+            return
+        if not (self.follow or self.feed_pages):
+            return
+        # The tree Scrapy built for the page item: nothing is parsed twice.
+        block = feed_block(response.selector, response.url)
+        if self.follow:
+            yield from self._follow(block.post_urls)
+        if self.feed_pages and block.has_more:
+            yield from self._load_more(block, block.next_page, block.teaser_count, [], 1)
+
+    def _load_more(
+        self, block: FeedBlock, page: int, position: int, exclude: list[str], n: int
+    ) -> Iterator[scrapy.Request]:
+        url = block.load_more_url(self.site_url, page, exclude)
+        if url is None:
+            self.logger.info("no load-more parameters on %s: only the HTML feed", block.page_key)
+            return
+        yield scrapy.Request(
+            url,
+            callback=self.parse_feed_page,
+            errback=self.feed_failed,
+            cb_kwargs={"block": block, "page": page, "position": position, "n": n},
+            meta={"exclude": exclude},
+        )
+
+    def parse_feed_page(
+        self, response: Response, block: FeedBlock, page: int, position: int, n: int
+    ) -> Iterator[FeedPage | scrapy.Request]:
+        if response.status != 200:
+            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
+            self.crawler.stats.inc_value("rsarchive/fetch_failed")
+            return
+        try:
+            more = parse_load_more(response.body, block.page_key, position)
+        except ValueError as exc:
+            self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
+            self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
+            return
+        if more.skipped:
+            self.crawler.stats.inc_value("rsarchive/feed_posts_skipped", more.skipped)
+        shown = {normalize_url(u) for u in block.post_urls}
+        teasers = [t for t in more.teasers if t.url not in shown and self.site_link(t.url)]
+        block.post_urls.extend(t.url for t in teasers)
+        if teasers:
+            yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
+        if self.follow:
+            yield from self._follow(t.url for t in teasers)
+        if not more.has_more or not teasers:
+            return
+        if n >= self.feed_pages:
+            return
+        exclude = [*response.meta["exclude"], *more.post_ids]
+        yield from self._load_more(block, page + 1, position + len(more.teasers), exclude, n + 1)
+
+    def _follow(self, urls: Any) -> Iterator[scrapy.Request]:
+        """One hop from the given pages, at most RSARCHIVE_FOLLOW_MAX articles a run."""
+        for url in urls:
+            if self.site_link(url) is None or normalize_url(url) in self._scheduled:
+                continue
+            if self.followed >= self.follow_max:
+                if self.followed == self.follow_max:
+                    self.logger.warning(
+                        "follow: stopped at %d articles (RSARCHIVE_FOLLOW_MAX)", self.follow_max
+                    )
+                    self.crawler.stats.inc_value("rsarchive/follow_capped")
+                    self.followed += 1
+                return
+            self.followed += 1
+            self._scheduled.add(normalize_url(url))
+            # parse_article: a followed page is archived, its own teasers are not walked.
+            yield scrapy.Request(url, callback=self.parse_article, errback=self.fetch_failed)
