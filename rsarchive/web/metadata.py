@@ -172,6 +172,22 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "pid": "Process id of the crawler",
         },
     ),
+    "fetch_state": (
+        "What the next crawl needs to know about each URL it requested: validators for "
+        "conditional GETs, the feed/sitemap date seen, and failures still to retry.",
+        {
+            "id": "Row id",
+            "url": "The URL as requested",
+            "etag": "ETag of the last answer (sent back as If-None-Match)",
+            "last_modified": "Last-Modified of the last answer (sent back as If-Modified-Since)",
+            "feed_date": "The RSS or sitemap date that last sent a crawl to this URL",
+            "last_status": "HTTP status of the last answer; empty when none came (timeout, ...)",
+            "failures": "Consecutive failed fetches; above 0, the next feed/sitemap run retries it",
+            "last_error": "Why the last fetch failed; empty after a success",
+            "last_attempt_at": "When it was last requested, ISO 8601 UTC",
+            "last_success_at": "When it last answered usefully (200, 304, 404/410), ISO 8601 UTC",
+        },
+    ),
     "alembic_version": (
         "The archive's schema version (Alembic); `rsarchive db upgrade` moves it.",
         {"version_num": "The migration step the schema is at (e.g. 0003)"},
