@@ -136,11 +136,20 @@ def test_an_old_schema_stops_crawl_and_commands_until_db_upgrade(site_server, tm
         ["diff", "7"],
         ["reparse"],
         ["db", "current"],
+        ["search", "migrations"],
+        ["show", "7"],
+        ["list"],
+        ["teasers", url],
+        ["stats"],
+        ["export", "--format", "csv"],
+        ["serve", "--port", "0"],
+        ["crawl", "article", "-a", f"url={url}", "-s", f"RSARCHIVE_SITE_URL={site_server.url}"],
     ):
         proc = rsarchive(*argv, "--db", str(db))
         assert proc.returncode == 78, (argv, proc.stdout, proc.stderr)
         assert fix in proc.stderr + proc.stdout, argv
         assert "Traceback" not in proc.stderr
+    assert site_server.requests == []  # `rsarchive crawl` stopped before any request too
     check = rsarchive("db", "check", "--db", str(db))
     assert check.returncode == 65
     assert f"PROBLEM {older}" in check.stdout

@@ -82,6 +82,8 @@ def db_argument(engine: Engine | Connection) -> str:
     """What to pass to ``--db`` for this database (a SQLite path, else the URL sans password)."""
     url = engine.engine.url if isinstance(engine, Connection) else engine.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        if url.database.startswith("file:"):  # a URI filename (e.g. opened read-only)
+            return url.database[len("file:") :].split("?", 1)[0]
         return url.database
     return url.render_as_string(hide_password=True)
 

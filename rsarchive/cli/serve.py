@@ -8,7 +8,6 @@ import errno
 import os
 import socket
 import sqlite3
-import sys
 import webbrowser
 from contextlib import closing
 from pathlib import Path
@@ -90,7 +89,21 @@ def check_archive(path: Path) -> list[str]:
         raise CommandError(
             f"{path} is not an rsarchive archive (it has no articles table)", EXIT_CONFIG
         )
+    _check_schema_version(path)
     return names
+
+
+def _check_schema_version(path: Path) -> None:
+    """SchemaError (exit 78, naming `rsarchive db upgrade`) unless the schema is this code's."""
+    from sqlalchemy import create_engine
+
+    from rsarchive.archive.schema import check_schema
+
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -111,19 +124,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(
             f"the web view needs Datasette, which is not installed: {INSTALL_HINT}", EXIT_CONFIG
         ) from None
-    from rsarchive.archive.views import VIEW_NAMES
     from rsarchive.settings import RSARCHIVE_SITE_URL
     from rsarchive.web import make_datasette
 
     path = sqlite_path(database_url(args.db))
-    names = check_archive(path)
-    missing = [v for v in VIEW_NAMES if v not in names]
-    if missing:
-        print(
-            f"rsarchive serve: note: {path.name} predates the SQL views ({', '.join(missing)}); "
-            "the next crawl into it adds them",
-            file=sys.stderr,
-        )
+    check_archive(path)
     if args.immutable and Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size:
         raise CommandError(
             f"{path} has a write-ahead log (a crawl is running, or was killed): --immutable "
