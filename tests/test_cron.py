@@ -202,7 +202,7 @@ def test_a_404_for_an_archived_article_is_recorded_not_a_failure(site_server, tm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("nosuchspider",), "no spider 'nosuchspider': choose one of article"),
+        (("nosuchspider",), "no spider 'nosuchspider': choose one of article, feed, sitemap"),
         (("article", "-a", "url"), "-a 'url': expected NAME=VALUE"),
         (("article", "-a", "url=/x/", "-s", "LOG_LEVEL"), "-s 'LOG_LEVEL': expected NAME=VALUE"),
     ],
@@ -403,7 +403,8 @@ def test_robots_txt_answering_404_allows_everything(site_server, tmp_path):
     site_server.overrides["/robots.txt"] = (404, {}, b"User-agent: *\nDisallow: /\n")
     run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "seed"))
     assert (run.returncode, run.stderr) == (0, "")
-    assert site_server.requests == ["/robots.txt", path_of(site_server, "seed")]
+    assert site_server.requests[:2] == ["/robots.txt", path_of(site_server, "seed")]
+    assert article_requests(site_server) == [path_of(site_server, "seed")]
 
 
 # -- Retry-After --------------------------------------------------------------------------------
@@ -455,6 +456,13 @@ def test_retry_after_header_values(header, seconds):
     assert retry_after_seconds(header, now=now) == seconds
 
 
+def article_requests(site_server) -> list[str]:
+    """The pages requested, less robots.txt and the load-more feed (requests of its own)."""
+    return [
+        p for p in site_server.requests if p != "/robots.txt" and not p.startswith("/res/")
+    ]
+
+
 def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):
     db = tmp_path / "a.db"
     settings = {"CONCURRENT_REQUESTS": "1", "JOBDIR": str(tmp_path / "job")}
@@ -468,7 +476,7 @@ def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_se
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 3, stderr
-    done = {p for p in site_server.requests if p != "/robots.txt"}
+    done = set(article_requests(site_server))
     assert 1 <= len(done) < len(ARTICLES)
 
     site_server.delays.clear()
@@ -478,6 +486,6 @@ def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_se
     )
     assert again.returncode == 0, again.stderr
     assert "Resuming crawl" in log_text(db)
-    pages = [p for p in site_server.requests if p != "/robots.txt"]
+    pages = article_requests(site_server)
     assert sorted(pages) == sorted({path_of(site_server, c) for c in ARTICLES} - done)
     assert again.rows("SELECT count(*) FROM articles") == [(len(ARTICLES),)]

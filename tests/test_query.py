@@ -43,7 +43,11 @@ def archive(fixture_site, tmp_path_factory) -> Archive:
     db = tmp_path_factory.mktemp("query") / "archive.db"
     with running_site(fixture_site) as server:
         urls = [server.page_url(page.name) for page in fixture_site.pages.values()]
-        result = scrapy_crawl("article", db, server.url, "-a", f"urls={','.join(urls)}")
+        # The pages' own HTML feeds only (feed_pages=0): these tests read exact teaser lists,
+        # and the load-more feed has tests of its own (test_feed.py).
+        result = scrapy_crawl(
+            "article", db, server.url, "-a", f"urls={','.join(urls)}", "-a", "feed_pages=0"
+        )
         site = server.url
     # Two pages are not archivable (a 404, a page without a headline): exit 1, the rest stored.
     assert result.rows("SELECT count(*) FROM articles") == [(10,)], result.log
