@@ -97,6 +97,12 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
         )
     print(file=out)
     print("Query it, for example:", file=out)
+    print(f"  rsarchive search iran --db {db}", file=out)
+    print(f"  rsarchive show /2021/05/19/blinken-lavrov-iceland/ --db {db}", file=out)
+    print(
+        f"  rsarchive serve --db {db}          # in Datasette: pip install 'rsarchive[web]'",
+        file=out,
+    )
     print(
         f'  sqlite3 {db} "SELECT published_at, title FROM articles ORDER BY published_at DESC"',
         file=out,
