@@ -1,8 +1,9 @@
 """Requests made by a first and a second (nothing changed) feed and sitemap run, by kind.
 
-Serves the bundled fixture site on 127.0.0.1 (as the tests do), runs `scrapy crawl feed` twice
-and `scrapy crawl sitemap` twice against it, each pair into a fresh SQLite file, and prints how
-many requests of each kind the server saw per run. Counts, not timings.
+Serves the bundled fixture site on 127.0.0.1 (as the tests do), runs `rsarchive crawl feed`
+twice and `rsarchive crawl sitemap` twice against it (the cron command, so the exit code is the
+contract's), each pair into a fresh SQLite file, and prints how many requests of each kind the
+server saw per run. Counts, not timings.
 
     python benchmarks/feed_requests.py [--listings /europe/,/tag/nato/]
 """
@@ -69,9 +70,8 @@ def serve(site: FixtureSite, log: list[str]) -> tuple[ThreadingHTTPServer, str]:
 
 def crawl(spider: str, db: Path, site_url: str, listings: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
-    cmd = [sys.executable, "-m", "scrapy", "crawl", spider]
+    cmd = [sys.executable, "-m", "rsarchive.cli", "crawl", spider, "--db", str(db)]
     for key, value in {
-        "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
         "RSARCHIVE_SITE_URL": site_url,
         "RSARCHIVE_FEED_LISTINGS": listings,
         "DOWNLOAD_DELAY": "0",
