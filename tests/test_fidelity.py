@@ -166,13 +166,35 @@ def test_crawl_then_reparse_into_a_fresh_database_gives_identical_rows(site_serv
     assert crawled.returncode == 0, crawled.log
     served = len(site_server.requests)
 
+    # Eleven pages, and the one load-more answer (feed_pages=1) of each of the nine whose feed
+    # has more: the seed's brings two teasers, the others none.
+    answers = [p for p in site_server.requests if p.startswith("/res/load_more_posts/")]
+    assert len(answers) == 9
+    assert crawled.rows("SELECT count(*) FROM captures WHERE feed_page_url IS NOT NULL") == [(9,)]
+    seed_url = site_server.page_url("seed").rstrip("/")
+    from_feed = [(3, f"{site_server.url}/saudi-israel-normalization"),
+                 (4, f"{site_server.url}/pentagon-munitions-multiyear-contracts")]  # fmt: skip
+    assert crawled.rows(
+        "SELECT position, url FROM teasers WHERE page_url = ? AND position > 2 ORDER BY position",
+        seed_url,
+    ) == from_feed
+
     proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("re-parsed 11 captures")
+    assert proc.stdout.startswith("re-parsed 20 captures")
+    assert "11 pages and 9 load-more answers stored" in proc.stdout
     assert len(site_server.requests) == served  # no network
 
     before, after = content_rows(db), content_rows(fresh)
     assert before["articles"] and before["teasers"] and before["images"]
+    # The seed's HTML holds teasers 0-2: 3 and 4 came from its load-more answer, and the rebuilt
+    # archive has them where the crawl put them.
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute(
+            "SELECT position, url FROM teasers WHERE page_url = ? AND position > 2"
+            " ORDER BY position",
+            (seed_url,),
+        ).fetchall() == from_feed
     for table in before:
         assert after[table] == before[table], table
     with sqlite3.connect(fresh) as conn:
@@ -254,8 +276,10 @@ def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, t
     capsys.readouterr()
     seed_url = site_server.page_url("seed")
     assert main(["reparse", "--db", str(db), "--url", seed_url, "--into", str(one)]) == 0
-    assert capsys.readouterr().out.startswith("re-parsed 1 captures")
+    # The page, and the load-more answer of its feed.
+    assert capsys.readouterr().out.startswith("re-parsed 2 captures")
     with sqlite3.connect(one) as conn:
         assert conn.execute("SELECT url FROM articles").fetchall() == [(seed_url.rstrip("/"),)]
+        assert conn.execute("SELECT max(position), count(*) FROM teasers").fetchall() == [(4, 5)]
     assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.startswith("re-parsed 0 captures")
