@@ -114,7 +114,8 @@ class Page:
 
 @dataclass
 class FeedPage:
-    """Teasers from a load-more answer: more of the keep-reading feed of ``page_url``."""
+    """A load-more answer: more of the keep-reading feed of ``page_url`` (its teasers), and the
+    answer itself, archived as a capture like a page."""
 
     url: str  # the load-more request
     page_url: str  # the page whose feed it continues (the key its teasers are stored under)
