@@ -114,12 +114,23 @@ class Page:
 
 @dataclass
 class FeedPage:
-    """Teasers from a load-more answer: more of the keep-reading feed of ``page_url``."""
+    """A load-more answer: more of the keep-reading feed of ``page_url`` (its teasers), and the
+    answer itself, archived as a capture like a page."""
 
     url: str  # the load-more request
     page_url: str  # the page whose feed it continues (the key its teasers are stored under)
     fetched_at: str
     teasers: list[Teaser] = field(default_factory=list)
+    # The answer as received: kept in ``captures`` so that ``rsarchive reparse`` replays it.
+    status: int = 200
+    requested_url: str | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    body: bytes = field(default=b"", repr=False)
+    # What a replay needs to put the teasers where the crawl put them: the position of the
+    # answer's first post, and its posts the walk had shown already (left out, normalised URLs).
+    position: int = 0
+    repeats: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sqlalchemy import event, exc, text
 from rsarchive.archive import Archive, content_hash, create_schema, make_engine, utc_now_iso
 from rsarchive.archive import store as store_module
 from rsarchive.archive.models import metadata
-from rsarchive.items import Article, Author, Image, Page, Tag, Teaser
+from rsarchive.items import Article, Author, FeedPage, Image, Page, Tag, Teaser
 
 SITE = "https://responsiblestatecraft.org"
 FTS_SHADOW_TABLES = ("articles_fts_data", "articles_fts_idx", "articles_fts_docsize")
@@ -435,6 +435,43 @@ def test_a_failure_in_the_middle_of_store_page_leaves_nothing_of_that_page(archi
     monkeypatch.undo()
     result = archive.store_page(make_page(make_article(), [make_teaser("one")]), run_id=None)
     assert result.article_status == "new"
+
+
+def test_a_load_more_answer_is_stored_whole_or_not_at_all(archive, monkeypatch):
+    page = make_article()
+    archive.store_page(make_page(page, [make_teaser("one")]), run_id=None)
+    answer = FeedPage(
+        url=f"{SITE}/res/load_more_posts/data.js?node_id=1&pn=2",
+        page_url=page.url,
+        fetched_at="2026-11-25T14:00:00Z",
+        teasers=[make_teaser("two", 1)],
+        content_type="application/json",
+        body=b'{"has_more": false, "posts_by_source": {"current_page": []}}',
+        position=1,
+    )
+
+    def broken_teaser_insert(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(archive, "_store_teasers", broken_teaser_insert)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        archive.store_feed_page(answer)
+    assert scalar(archive, "SELECT count(*) FROM captures") == 1  # the page's only
+    assert scalar(archive, "SELECT count(*) FROM teasers") == 1
+
+    monkeypatch.undo()
+    stored = archive.store_feed_page(answer)
+    assert (stored.capture_new, stored.teasers_new) == (True, 1)
+    [row] = rows(
+        archive,
+        "SELECT t.position, t.page_article_id IS NOT NULL AS linked, c.feed_page_url,"
+        " c.feed_position, c.feed_repeats FROM teasers t, captures c"
+        " WHERE t.url LIKE '%two' AND c.feed_page_url IS NOT NULL",
+    )
+    assert tuple(row.values()) == (1, 1, page.url, 1, None)
+    # The same answer again: no new capture, the teaser only seen again.
+    again = archive.store_feed_page(answer)
+    assert (again.capture_new, again.capture_id, again.teasers_new) == (False, stored.capture_id, 0)
 
 
 def test_database_passes_integrity_checks_after_a_run_of_pages(archive):

@@ -92,7 +92,10 @@ def test_article_crawl_archives_article_and_teasers_in_order(site_server, tmp_pa
         "SELECT count(*), max(page_article_id) FROM teasers WHERE page_url = ?", f"{base}/tag/iran"
     )
     assert listing == [(5, None)]
-    assert result.rows("SELECT count(*) FROM captures") == [(3,)]
+    # A capture per page, and one per load-more answer (each of the three feeds has more).
+    assert result.rows(
+        "SELECT feed_page_url IS NULL, count(*) FROM captures GROUP BY 1 ORDER BY 1"
+    ) == [(0, 3), (1, 3)]
     assert result.rows("SELECT status, finish_reason FROM crawl_runs") == [("finished", "finished")]
     fts = result.rows(
         "SELECT a.title FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid"
@@ -153,11 +156,14 @@ def test_feed_export_writes_one_object_per_page_without_raw_bytes(site_server, t
     result = crawl(site_server, tmp_path / "a.db", "seed", "tag-listing", extra=("-O", str(out)))
     assert result.returncode == 0, result.log
     objects = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    # Pages, and the load-more page of the seed's feed (its teasers, under the seed's URL).
-    pages = [o for o in objects if "status" in o]
-    (more,) = [o for o in objects if "status" not in o]
-    assert more["page_url"] == f"{site_server.url}/2021/05/19/blinken-lavrov-iceland"
+    # Pages, and the load-more answer of each feed (its teasers, under the page's URL): the
+    # seed's brings two, the listing's none.
+    pages = [o for o in objects if "page_url" not in o]
+    answers = {o["page_url"]: o for o in objects if "page_url" in o}
+    more = answers[f"{site_server.url}/2021/05/19/blinken-lavrov-iceland"]
     assert [t["position"] for t in more["teasers"]] == [3, 4]
+    assert answers[f"{site_server.url}/tag/iran"]["teasers"] == []
+    assert "body" not in more and "headers" not in more
     assert len(pages) == 2
     by_url = {p["url"].removeprefix(site_server.url): p for p in pages}
     seed = by_url["/2021/05/19/blinken-lavrov-iceland/"]
@@ -221,8 +227,10 @@ def test_bad_inputs_are_logged_counted_and_leave_no_partial_rows(site_server, tm
         "Kyiv’s grain corridor — and the café diplomacy keeping it open",
         'Ottawa’s "2 percent" fixation misses the point',
     }
-    # Only whole pages: no teaser, capture or author of a dropped page.
-    assert result.rows("SELECT count(*) FROM captures") == [(3,)]
+    # Only whole pages: no teaser, capture or author of a dropped page (besides the pages, two
+    # load-more answers of feeds that have more).
+    assert result.rows("SELECT count(*) FROM captures WHERE feed_page_url IS NULL") == [(3,)]
+    assert result.rows("SELECT count(*) FROM captures WHERE feed_page_url IS NOT NULL") == [(2,)]
     assert result.rows("SELECT count(*) FROM teasers WHERE page_url LIKE '%yemen%'") == [(0,)]
     assert result.rows("SELECT name FROM authors WHERE name = 'José Martí-Ruiz'") == [
         ("José Martí-Ruiz",)
@@ -261,7 +269,8 @@ def test_robots_txt_is_obeyed_and_the_user_agent_is_honest(site_server, tmp_path
     result = crawl(site_server, tmp_path / "a.db", "seed", "tag-listing")
     assert result.returncode == 0
     assert "/tag/iran/" not in site_server.requests
-    assert result.rows("SELECT count(*) FROM captures") == [(1,)]
+    # The seed and the load-more answer of its feed.
+    assert result.rows("SELECT count(*) FROM captures WHERE feed_page_url IS NULL") == [(1,)]
     (agent,) = site_server.user_agents
     assert agent.startswith("rsarchive/") and "+http" in agent
 

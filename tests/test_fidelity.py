@@ -166,13 +166,31 @@ def test_crawl_then_reparse_into_a_fresh_database_gives_identical_rows(site_serv
     assert crawled.returncode == 0, crawled.log
     served = len(site_server.requests)
 
+    # Eleven pages, and the one load-more answer (feed_pages=1) of each of the nine whose feed
+    # has more: the seed's brings two teasers, the others none.
+    answers = [p for p in site_server.requests if p.startswith("/res/load_more_posts/")]
+    assert len(answers) == 9
+    assert crawled.rows("SELECT count(*) FROM captures WHERE feed_page_url IS NOT NULL") == [(9,)]
+    seed_url = site_server.page_url("seed").rstrip("/")
+    from_feed = [(3, f"{site_server.url}/saudi-israel-normalization"),
+                 (4, f"{site_server.url}/pentagon-munitions-multiyear-contracts")]  # fmt: skip
+    beyond_html = (
+        "SELECT position, url FROM teasers WHERE page_url = ? AND position > 2 ORDER BY position"
+    )
+    assert crawled.rows(beyond_html, seed_url) == from_feed
+
     proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("re-parsed 11 captures")
+    assert proc.stdout.startswith("re-parsed 20 captures")
+    assert "11 pages and 9 load-more answers stored" in proc.stdout
     assert len(site_server.requests) == served  # no network
 
     before, after = content_rows(db), content_rows(fresh)
     assert before["articles"] and before["teasers"] and before["images"]
+    # The seed's HTML holds teasers 0-2: 3 and 4 came from its load-more answer, and the rebuilt
+    # archive has them where the crawl put them.
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute(beyond_html, (seed_url,)).fetchall() == from_feed
     for table in before:
         assert after[table] == before[table], table
     with sqlite3.connect(fresh) as conn:
@@ -254,8 +272,108 @@ def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, t
     capsys.readouterr()
     seed_url = site_server.page_url("seed")
     assert main(["reparse", "--db", str(db), "--url", seed_url, "--into", str(one)]) == 0
-    assert capsys.readouterr().out.startswith("re-parsed 1 captures")
+    # The page, and the load-more answer of its feed.
+    assert capsys.readouterr().out.startswith("re-parsed 2 captures")
     with sqlite3.connect(one) as conn:
         assert conn.execute("SELECT url FROM articles").fetchall() == [(seed_url.rstrip("/"),)]
+        assert conn.execute("SELECT max(position), count(*) FROM teasers").fetchall() == [(4, 5)]
     assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.startswith("re-parsed 0 captures")
+
+
+# -- load-more answers are captures too ----------------------------------------------------
+
+SEED_FEED = "node_id=1187554248"  # the seed's keep-reading block
+
+
+def serve_feed_answer(server: SiteServer, pn: int, edit) -> None:
+    """Answer page ``pn`` of the seed's load-more feed with ``edit(answer)`` (a JSON object)."""
+
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = server.site.respond(path, origin=server.url)
+        if SEED_FEED in path and f"pn={pn}" in path.split("&"):
+            body = json.dumps(edit(json.loads(body))).encode()
+        return status, headers, body
+
+    server.handlers["/res/load_more_posts/data.js"] = answer
+
+
+def last_run_stats(result: CrawlResult) -> dict:
+    (raw,) = result.rows("SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")[0]
+    return json.loads(raw)
+
+
+def test_a_recrawl_with_an_unchanged_load_more_answer_adds_no_capture(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    seed = site_server.page_url("seed")
+
+    def crawl_seed() -> CrawlResult:
+        result = scrapy_crawl("article", db, site_server.url, "-a", f"url={seed}",
+                              "-a", "feed_pages=2")  # fmt: skip
+        assert result.returncode == 0, result.log
+        return result
+
+    first = crawl_seed()
+    feed_rows = "SELECT url, feed_position FROM captures WHERE feed_page_url = ? ORDER BY id"
+    answers = first.rows(feed_rows, seed.rstrip("/"))
+    assert [(("pn=2" in u), ("pn=3" in u), pos) for u, pos in answers] == [
+        (True, False, 3),
+        (False, True, 5),
+    ]
+    assert last_run_stats(first)["rsarchive/captures_new"] == 3
+    teasers = first.rows("SELECT position, url, title FROM teasers ORDER BY position")
+    assert len(teasers) == 7
+
+    again = crawl_seed()
+    assert again.rows("SELECT count(*) FROM captures") == [(3,)]
+    stats = last_run_stats(again)
+    assert stats["rsarchive/feed_pages_stored"] == 2 and "rsarchive/captures_new" not in stats
+    assert again.rows("SELECT position, url, title FROM teasers ORDER BY position") == teasers
+
+    # A changed answer is a new capture of it (and only of it).
+    def retitle(doc: dict) -> dict:
+        doc["posts_by_source"]["current_page"][0]["headline"] = "A new headline"
+        del doc["posts_by_source"]["current_page"][0]["html"]
+        return doc
+
+    serve_feed_answer(site_server, 3, retitle)
+    third = crawl_seed()
+    assert last_run_stats(third)["rsarchive/captures_new"] == 1
+    assert third.rows(feed_rows, seed.rstrip("/"))[:2] == answers
+    (new_url, _), *_ = third.rows(feed_rows + " DESC", seed.rstrip("/"))
+    assert new_url == answers[1][0]
+    assert third.rows("SELECT title FROM teasers WHERE position = 5") == [("A new headline",)]
+
+
+def test_an_answer_that_repeats_a_shown_post_or_leaves_the_site_is_replayed_as_crawled(
+    site_server, tmp_path
+):
+    """The walk's filter (posts already shown, posts on other sites) is repeated by a replay."""
+    db, fresh = tmp_path / "crawled.db", tmp_path / "reparsed.db"
+    strikes = f"{site_server.url}/us-strikes-iraq-2666381402"  # teaser 1 in the seed's HTML
+
+    def repeat(doc: dict) -> dict:
+        doc["posts_by_source"]["current_page"] += [
+            {"id": 2666381402, "headline": "Repeated by the feed", "raw_share_url": strikes},
+            {"id": 1, "headline": "Elsewhere", "raw_share_url": "https://example.org/elsewhere/"},
+        ]
+        return doc
+
+    serve_feed_answer(site_server, 2, repeat)
+    crawled = scrapy_crawl(
+        "article", db, site_server.url, "-a", f"url={site_server.page_url('seed')}"
+    )
+    assert crawled.returncode == 0, crawled.log
+    # The repeat kept its place and title from the page; the off-site post is not a teaser.
+    assert crawled.rows("SELECT position, title FROM teasers WHERE url = ?", strikes) == [
+        (1, "US strikes in Iraq show risk of escalation to wider war")
+    ]
+    assert crawled.rows("SELECT count(*) FROM teasers WHERE url LIKE '%example.org%'") == [(0,)]
+    assert crawled.rows("SELECT feed_repeats FROM captures WHERE feed_page_url IS NOT NULL") == [
+        (json.dumps([strikes]),)
+    ]
+
+    proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 pages and 1 load-more answers stored" in proc.stdout
+    assert content_rows(fresh) == content_rows(db)

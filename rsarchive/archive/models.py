@@ -212,6 +212,13 @@ class Capture(Base):
     run_id: Mapped[int | None] = mapped_column(
         ForeignKey("crawl_runs.id", ondelete="SET NULL"), index=True
     )
+    # Issue 3/5: a load-more answer (JSON) is a capture too. NULL for a page; for an answer, the
+    # page whose keep-reading feed it continues (its teasers' page_url), the position of its
+    # first post, and its posts the walk had shown already (a JSON list of URLs, left out), so
+    # `rsarchive reparse` puts its teasers where the crawl put them.
+    feed_page_url: Mapped[str | None] = mapped_column(index=True)
+    feed_position: Mapped[int | None]
+    feed_repeats: Mapped[str | None]
 
 
 class Revision(Base):

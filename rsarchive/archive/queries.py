@@ -687,6 +687,8 @@ class Reader:
                 )
             ).one()
             totals.update(captures=cap[0], capture_bytes=cap[1], capture_bytes_stored=cap[2])
+            # Of them, the load-more answers (JSON) of keep-reading feeds; the rest are pages.
+            totals["feed_captures"] = conn.scalar(count(c, c.c.feed_page_url.is_not(None)))
             per_month = [
                 {"month": mo, "articles": n}
                 for mo, n in conn.execute(

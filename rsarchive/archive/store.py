@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..items import Article, Author, Page, Tag, Teaser
+from ..items import Article, Author, FeedPage, Page, Tag, Teaser
 from ..urls import normalize_url
 from . import fetchstate
 from . import models as m
@@ -376,19 +376,33 @@ class Archive:
                 run.close()
         return result
 
-    def store_teasers(self, page_url: str, teasers: Sequence[Teaser]) -> tuple[int, int]:
-        """More of a page's keep-reading feed (a load-more answer), stored as teasers of
-        ``page_url`` in one transaction; returns (new, seen) like ``store_page``."""
-        if not teasers:
-            return 0, 0
-        a = m.articles
+    def store_feed_page(
+        self, feed: FeedPage, run_id: int | None = None, *, seen_at: str | None = None
+    ) -> StoreResult:
+        """Store one load-more answer in one transaction: its capture and its teasers (as
+        teasers of ``feed.page_url``). ``seen_at`` as for ``store_page``."""
+        now = seen_at or utc_now_iso()
+        result = StoreResult()
+        capture_url = normalize_url(feed.url)
+        sha256 = hashlib.sha256(feed.body).hexdigest()
         with self.engine.begin() as conn:
-            page_article_id = conn.scalar(select(a.c.id).where(a.c.url == page_url))
             run = self._runner(conn)
             try:
-                return self._store_teasers(run, page_url, page_article_id, teasers, utc_now_iso())
+                known = run.first(self._sel_capture, {"capture_url": capture_url, "sha256": sha256})
+                if known is not None:
+                    result.capture_id = known[0]
+                else:
+                    result.capture_id, result.capture_new = self._insert_capture(
+                        run, feed, capture_url, sha256, run_id, now
+                    )
+                if feed.teasers:
+                    page = run.first(self._sel_article_id, {"page_url": feed.page_url})
+                    result.teasers_new, result.teasers_seen = self._store_teasers(
+                        run, feed.page_url, page[0] if page else None, feed.teasers, now
+                    )
             finally:
                 run.close()
+        return result
 
     def _runner(self, conn: Connection) -> _Runner:
         # Statements SQLAlchemy is asked to log (echo, or its logger at INFO) go through Core.
@@ -489,6 +503,7 @@ class Archive:
         a, t, c = m.articles, m.teasers, m.captures
 
         self._sel_known = select(a.c.url).where(a.c.url.in_(bindparam("urls", expanding=True)))
+        self._sel_article_id = select(a.c.id).where(a.c.url == bindparam("page_url"))
         self._upsert_fetch_state = fetchstate.page_upsert(dialect)
 
         # What the archive holds for a page, in one round trip: the id of a capture with the same
@@ -578,7 +593,7 @@ class Archive:
     def _insert_capture(
         self,
         run: _Runner,
-        page: Page,
+        page: Page | FeedPage,
         url: str,
         sha256: str,
         run_id: int | None,
@@ -586,6 +601,7 @@ class Archive:
     ) -> tuple[int, bool]:
         # Compressed only now: an unchanged re-fetch was answered by the lookup.
         body, compression = compress_body(page.body)
+        feed = page if isinstance(page, FeedPage) else None
         row = run.first(
             self._ins_capture,
             {
@@ -601,6 +617,9 @@ class Archive:
                 "compression": compression,
                 "body": body,
                 "run_id": run_id,
+                "feed_page_url": feed.page_url if feed else None,
+                "feed_position": feed.position if feed else None,
+                "feed_repeats": _to_json(feed.repeats) if feed and feed.repeats else None,
             },
         )
         if row is None:  # another writer stored the same body in between (PostgreSQL)

@@ -355,7 +355,8 @@ def cmd_stats(args: argparse.Namespace, reader: Any) -> int:
             ("teasers", f"{t['teasers']:,} on {t['teaser_pages']:,} pages"),
             (
                 "captures",
-                f"{t['captures']:,}: {_size(t['capture_bytes'])} received, "
+                f"{t['captures']:,} ({t['feed_captures']:,} load-more answers): "
+                f"{_size(t['capture_bytes'])} received, "
                 f"{_size(t['capture_bytes_stored'])} stored",
             ),
         ],

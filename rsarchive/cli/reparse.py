@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_db_argument(cmd)
     cmd.add_argument("--since", metavar="DATE", help="only captures fetched at or after DATE")
-    cmd.add_argument("--url", help="only the captures of this URL")
+    cmd.add_argument(
+        "--url", help="only the captures of this URL (and the load-more answers of its feed)"
+    )
     cmd.add_argument(
         "--into", metavar="PATH|URL", help="write into this archive instead (created if new)"
     )
@@ -75,7 +77,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     arts = result.articles
     print(
         f"re-parsed {result.captures} captures (run {result.run_id}): "
-        f"{result.pages_stored} pages stored; articles: {arts['new']} new, "
+        f"{result.pages_stored} pages and {result.feed_pages_stored} load-more answers stored; "
+        f"articles: {arts['new']} new, "
         f"{arts['changed']} changed, {arts['updated']} updated, {arts['unchanged']} unchanged; "
         f"{result.teasers_new} new teasers"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -869,6 +869,17 @@ def parse_load_more(data: bytes | str, page_url: str, start: int) -> LoadMorePag
         if teaser.post_id:
             page.post_ids.append(teaser.post_id)
     return page
+
+
+def keep_feed_teasers(
+    teasers: Iterable[Teaser], shown: Collection[str], site_url: str
+) -> list[Teaser]:
+    """The teasers of a load-more answer that are stored under the page: those on the site that
+    the walk has not shown already (``shown``: normalised URLs; a feed that ignores
+    ``exclude_post_ids`` repeats posts). The spiders and ``rsarchive reparse`` both call it, so a
+    replay keeps exactly what the crawl kept.
+    """
+    return [t for t in teasers if t.url not in shown and same_site(t.url, site_url)]
 
 
 def _key(post: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -2,8 +2,11 @@
 
 The pages come out of ``captures`` (decompressed, the bytes as received), become the same
 ``Page`` items the spider yields, and go through ``SplitPipeline``, ``CleanPipeline`` and
-``Archive.store_page`` (what ``StorePipeline`` calls): no network, no Scrapy engine. Captures are
-replayed in fetch order, so teasers link to their targets as they did in the crawl.
+``Archive.store_page`` (what ``StorePipeline`` calls): no network, no Scrapy engine. Load-more
+answers become the spider's ``FeedPage`` items (``parse_load_more``, ``keep_feed_teasers``) and go
+to ``Archive.store_feed_page``. Captures are replayed in fetch order (an answer after the page
+whose feed it continues), so teasers link to their targets and keep their positions as they did
+in the crawl.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from scrapy.http import TextResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.settings import Settings
 from scrapy.statscollectors import StatsCollector
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from rsarchive.archive import Archive
 from rsarchive.archive import models as m
 from rsarchive.archive.store import decompress_body
-from rsarchive.items import Page
+from rsarchive.extract.rebelmouse import keep_feed_teasers, parse_load_more
+from rsarchive.items import FeedPage, Page
 from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
 from rsarchive.pipelines.split import SplitPipeline
 from rsarchive.spiders import fix_encoding
@@ -45,6 +49,7 @@ class ReparseResult:
     run_id: int
     captures: int = 0
     pages_stored: int = 0
+    feed_pages_stored: int = 0  # load-more answers
     articles: Counter[str] = field(default_factory=Counter)
     teasers_new: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
@@ -69,6 +74,56 @@ def page_from_capture(capture: Any, body: bytes) -> Page:
     )
 
 
+def feed_page_from_capture(capture: Any, body: bytes) -> FeedPage:
+    """The ``FeedPage`` the spider yielded for this load-more answer (as
+    ``RebelMouseSpider.feed_page_item``), its teasers read again by today's parser.
+
+    Raises ValueError when the answer is not the JSON the endpoint sends.
+    """
+    url = capture.final_url or capture.url
+    position = capture.feed_position or 0
+    more = parse_load_more(body, capture.feed_page_url, position)
+    repeats: list[str] = json.loads(capture.feed_repeats or "[]")
+    # The answer came from the configured site: its host is the site.
+    parts = urlsplit(url)
+    return FeedPage(
+        url=url,
+        page_url=capture.feed_page_url,
+        fetched_at=capture.fetched_at,
+        teasers=keep_feed_teasers(more.teasers, set(repeats), f"{parts.scheme}://{parts.netloc}"),
+        status=capture.status,
+        requested_url=capture.requested_url,
+        content_type=capture.content_type,
+        headers=json.loads(capture.headers or "{}"),
+        body=body,
+        position=position,
+        repeats=repeats,
+    )
+
+
+def _selection(source: Archive, since: str | None, url: str | None) -> list[int]:
+    """Capture ids to replay, in fetch order; for ``url``, its pages and their feeds' answers."""
+    c = m.captures
+    query = select(c.c.id).order_by(c.c.fetched_at, c.c.id)
+    if since:
+        query = query.where(c.c.fetched_at >= since)
+    if url:
+        key = normalize_url(url)
+        # The feed of a page is keyed by the page's article (its canonical URL), which may
+        # differ from the URL it was fetched under.
+        articles = (
+            select(m.articles.c.url)
+            .join(m.revisions, m.revisions.c.article_id == m.articles.c.id)
+            .join(c, c.c.id == m.revisions.c.capture_id)
+            .where(c.c.url == key)
+        )
+        with source.reader() as conn:
+            feeds = {key, *conn.scalars(articles)}
+        query = query.where(or_(c.c.url == key, c.c.feed_page_url.in_(sorted(feeds))))
+    with source.reader() as conn:
+        return list(conn.scalars(query))
+
+
 def reparse(
     source: Archive,
     target: Archive,
@@ -83,13 +138,7 @@ def reparse(
     ``last_seen_at``; a parser whose output differs adds revisions (with its version).
     """
     c = m.captures
-    query = select(c.c.id).order_by(c.c.fetched_at, c.c.id)
-    if since:
-        query = query.where(c.c.fetched_at >= since)
-    if url:
-        query = query.where(c.c.url == normalize_url(url))
-    with source.reader() as conn:
-        ids = list(conn.scalars(query))
+    ids = _selection(source, since, url)
 
     args = {"since": since, "url": url, "captures": len(ids)}
     result = ReparseResult(run_id=target.start_run("reparse", args))
@@ -101,7 +150,24 @@ def reparse(
             with source.reader() as conn:
                 row = conn.execute(select(c).where(c.c.id == capture_id)).first()
             assert row is not None
-            page = page_from_capture(row, decompress_body(row.body, row.compression))
+            body = decompress_body(row.body, row.compression)
+            # Into another archive: the times are those of the captures (a faithful rebuild).
+            # In place: the archive is re-read now, and what changes now is dated now.
+            seen_at = row.fetched_at if target is not source else None
+            if row.feed_page_url is not None:
+                result.captures += 1
+                try:
+                    feed = feed_page_from_capture(row, body)
+                except ValueError:
+                    result.dropped["feed_invalid"] += 1
+                    continue
+                stored = target.store_feed_page(feed, result.run_id, seen_at=seen_at)
+                result.feed_pages_stored += 1
+                result.teasers_new += stored.teasers_new
+                if progress:
+                    progress(done, len(ids))
+                continue
+            page = page_from_capture(row, body)
             # The capture was archived under the site it came from: the same host counts here.
             parts = urlsplit(page.url)
             origin = f"{parts.scheme}://{parts.netloc}"
@@ -117,9 +183,6 @@ def reparse(
                 result.dropped[key] += 1
                 continue
             page.selector = None
-            # Into another archive: the times are those of the captures (a faithful rebuild).
-            # In place: the archive is re-read now, and what changes now is dated now.
-            seen_at = page.fetched_at if target is not source else None
             stored = target.store_page(page, result.run_id, seen_at=seen_at)
             result.pages_stored += 1
             if stored.article_status:
@@ -136,6 +199,7 @@ def reparse(
             **stats.get_stats(),
             "rsarchive/captures_reparsed": result.captures,
             "rsarchive/pages_stored": result.pages_stored,
+            "rsarchive/feed_pages_stored": result.feed_pages_stored,
             **{f"rsarchive/articles_{k}": v for k, v in result.articles.items()},
             **{f"rsarchive/dropped/{k}": v for k, v in result.dropped.items()},
         }

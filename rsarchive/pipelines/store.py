@@ -95,23 +95,23 @@ class StorePipeline:
 
     async def _store_feed_page(self, item: FeedPage) -> FeedPage:
         assert self.archive is not None
-        store = self.archive.store_teasers
+        store = self.archive.store_feed_page
         try:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                new, seen = self.writer.submit(store, item.page_url, item.teasers).result()
+                result = self.writer.submit(store, item, self.run_id).result()
             else:
-                new, seen = await loop.run_in_executor(
-                    self.writer, store, item.page_url, item.teasers
-                )
+                result = await loop.run_in_executor(self.writer, store, item, self.run_id)
         except SQLAlchemyError as exc:
             self.stats.inc_value("rsarchive/store_failed")
             logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
             raise DropItem(f"database error: {exc.__class__.__name__}") from exc
         self.stats.inc_value("rsarchive/feed_pages_stored")
-        self.stats.inc_value("rsarchive/teasers_seen", seen)
-        self.stats.inc_value("rsarchive/teasers_new", new)
+        self.stats.inc_value("rsarchive/teasers_seen", result.teasers_seen)
+        self.stats.inc_value("rsarchive/teasers_new", result.teasers_new)
+        if result.capture_new:
+            self.stats.inc_value("rsarchive/captures_new")
         return item
 
     def fetch_outcome(self, outcome: FetchOutcome) -> None:

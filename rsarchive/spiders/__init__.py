@@ -7,7 +7,7 @@ fetch state) before fetching an article again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,8 +22,9 @@ from twisted.python.failure import Failure
 from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
+from rsarchive.extract.rebelmouse import LoadMorePage, keep_feed_teasers
 from rsarchive.extract.text import trust_utf8
-from rsarchive.items import FetchOutcome, Page
+from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.urls import normalize_url, same_site, site_host
 
 
@@ -54,10 +55,7 @@ class RebelMouseSpider(scrapy.Spider):
 
     def page_item(self, response: Response) -> Page:
         response = fix_encoding(response)
-        headers = {
-            k.decode("latin-1"): b", ".join(v).decode("latin-1")
-            for k, v in response.headers.items()
-        }
+        headers = response_headers(response)
         redirects = response.meta.get("redirect_urls") or [response.url]
         return Page(
             url=response.url,
@@ -69,6 +67,31 @@ class RebelMouseSpider(scrapy.Spider):
             body=response.body,
             # The tree Scrapy parses for the spider; the split step reuses it.
             selector=response.selector if isinstance(response, TextResponse) else None,
+        )
+
+    def feed_page_item(
+        self,
+        response: Response,
+        page_url: str,
+        position: int,
+        more: LoadMorePage,
+        shown: Collection[str],
+    ) -> FeedPage:
+        """A load-more answer as an item: the teasers to store (``keep_feed_teasers``) and the
+        answer as received, with what a replay needs to store them the same way."""
+        headers = response_headers(response)
+        return FeedPage(
+            url=response.url,
+            page_url=page_url,
+            fetched_at=utc_now_iso(),
+            teasers=keep_feed_teasers(more.teasers, shown, self.site_url),
+            status=response.status,
+            requested_url=(response.meta.get("redirect_urls") or [response.url])[0],
+            content_type=headers.get("Content-Type"),
+            headers=headers,
+            body=response.body,
+            position=position,
+            repeats=list(dict.fromkeys(t.url for t in more.teasers if t.url in shown)),
         )
 
     def fetch_failed(self, failure: Failure) -> None:
@@ -221,6 +244,13 @@ class RebelMouseSpider(scrapy.Spider):
         page = self.page_item(response)
         page.feed_date = response.meta.get("feed_date")
         yield page
+
+
+def response_headers(response: Response) -> dict[str, str]:
+    """The response headers as text, repeated ones joined (as a capture keeps them)."""
+    return {
+        k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()
+    }
 
 
 def fix_encoding(response: Response) -> Response:

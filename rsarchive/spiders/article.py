@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response, TextResponse
 
-from rsarchive.archive import utc_now_iso
 from rsarchive.extract.rebelmouse import FeedBlock, feed_block, parse_load_more
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
@@ -141,10 +140,11 @@ class ArticleSpider(RebelMouseSpider):
         if more.skipped:
             self.crawler.stats.inc_value("rsarchive/feed_posts_skipped", more.skipped)
         shown = {normalize_url(u) for u in block.post_urls}
-        teasers = [t for t in more.teasers if t.url not in shown and self.site_link(t.url)]
+        # Every answer is archived (as a capture), even one that brings no new teaser.
+        item = self.feed_page_item(response, block.page_key, position, more, shown)
+        teasers = item.teasers
         block.post_urls.extend(t.url for t in teasers)
-        if teasers:
-            yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
+        yield item
         if self.follow:
             yield from self._follow(t.url for t in teasers)
         if not more.has_more or not teasers:

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response, TextResponse
 
-from rsarchive.archive import utc_now_iso
 from rsarchive.extract.feeds import parse_feed
 from rsarchive.extract.rebelmouse import FeedBlock, feed_block, parse_load_more
 from rsarchive.items import FeedPage, Page
@@ -183,12 +182,13 @@ class FeedSpider(RebelMouseSpider):
             self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
             self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
             return
-        # Posts this walk has shown already (a feed that ignores exclude_post_ids) are no news.
-        teasers = [t for t in more.teasers if self.site_link(t.url) and t.url not in walk.shown]
+        # Posts this walk has shown already (a feed that ignores exclude_post_ids) are no news;
+        # the answer is archived (as a capture) all the same.
+        item = self.feed_page_item(response, block.page_key, position, more, walk.shown)
+        teasers = item.teasers
         walk.shown.update(t.url for t in teasers)
-        if teasers:
-            yield FeedPage(response.url, block.page_key, utc_now_iso(), teasers)
-        elif more.teasers:
+        yield item
+        if not teasers and more.teasers:
             self.logger.info("%s: the load-more feed repeats itself; stopping", walk.start)
             self.crawler.stats.inc_value("rsarchive/feed_loop_skipped")
             return

@@ -124,7 +124,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         {"id": "Teaser id", **_TEASER},
     ),
     "captures": (
-        "Raw HTTP responses kept for re-parsing; an identical body is stored once per URL.",
+        "Raw HTTP responses kept for re-parsing (pages, and load-more answers of their feeds); an "
+        "identical body is stored once per URL.",
         {
             "id": "Capture id",
             "url": "Normalised URL of the page",
@@ -139,6 +140,11 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "compression": "How body is compressed: zstd or zlib",
             "body": "The response body, compressed",
             "run_id": "The crawl run that fetched it (crawl_runs.id)",
+            "feed_page_url": "For a load-more answer (JSON): the page whose keep-reading feed it "
+            "continues, the page_url of its teasers; empty for a page",
+            "feed_position": "For a load-more answer: the teaser position of its first post",
+            "feed_repeats": "For a load-more answer: its posts the page or an earlier answer had "
+            "shown already, left out (JSON list of URLs); empty when none",
         },
     ),
     "revisions": (
