@@ -22,7 +22,12 @@ from twisted.python.failure import Failure
 from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
-from rsarchive.extract.rebelmouse import LoadMorePage, keep_feed_teasers
+from rsarchive.extract.rebelmouse import (
+    FeedBlock,
+    LoadMorePage,
+    keep_feed_teasers,
+    parse_load_more,
+)
 from rsarchive.extract.text import trust_utf8
 from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.urls import normalize_url, same_site, site_host
@@ -68,6 +73,26 @@ class RebelMouseSpider(scrapy.Spider):
             # The tree Scrapy parses for the spider; the split step reuses it.
             selector=response.selector if isinstance(response, TextResponse) else None,
         )
+
+    def read_load_more(
+        self, response: Response, block: FeedBlock, position: int
+    ) -> LoadMorePage | None:
+        """The teasers of a load-more answer (positions from ``position``), or None when the
+        answer is unusable (logged and counted: not HTTP 200, not the endpoint's JSON)."""
+        stats = self.crawler.stats
+        if response.status != 200:
+            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
+            stats.inc_value("rsarchive/fetch_failed")
+            return None
+        try:
+            more = parse_load_more(response.body, block.page_key, position)
+        except ValueError as exc:
+            self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
+            stats.inc_value("rsarchive/dropped/feed_invalid")
+            return None
+        if more.skipped:
+            stats.inc_value("rsarchive/feed_posts_skipped", more.skipped)
+        return more
 
     def feed_page_item(
         self,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response, TextResponse
 
-from rsarchive.extract.rebelmouse import FeedBlock, feed_block, parse_load_more
+from rsarchive.extract.rebelmouse import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url
@@ -127,18 +127,9 @@ class ArticleSpider(RebelMouseSpider):
     def parse_feed_page(
         self, response: Response, block: FeedBlock, page: int, position: int, n: int
     ) -> Iterator[FeedPage | scrapy.Request]:
-        if response.status != 200:
-            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
-            self.crawler.stats.inc_value("rsarchive/fetch_failed")
+        more = self.read_load_more(response, block, position)
+        if more is None:
             return
-        try:
-            more = parse_load_more(response.body, block.page_key, position)
-        except ValueError as exc:
-            self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
-            self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
-            return
-        if more.skipped:
-            self.crawler.stats.inc_value("rsarchive/feed_posts_skipped", more.skipped)
         shown = {normalize_url(u) for u in block.post_urls}
         # Every answer is archived (as a capture), even one that brings no new teaser.
         item = self.feed_page_item(response, block.page_key, position, more, shown)

@@ -22,7 +22,7 @@ import scrapy
 from scrapy.http import Response, TextResponse
 
 from rsarchive.extract.feeds import parse_feed
-from rsarchive.extract.rebelmouse import FeedBlock, feed_block, parse_load_more
+from rsarchive.extract.rebelmouse import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url
@@ -172,15 +172,8 @@ class FeedSpider(RebelMouseSpider):
     def parse_feed_page(
         self, response: Response, block: FeedBlock, page: int, position: int, walk: Walk
     ) -> Iterator[FeedPage | scrapy.Request]:
-        if response.status != 200:
-            self.logger.error("load-more answered HTTP %d: %s", response.status, response.url)
-            self.crawler.stats.inc_value("rsarchive/fetch_failed")
-            return
-        try:
-            more = parse_load_more(response.body, block.page_key, position)
-        except ValueError as exc:
-            self.logger.error("unreadable load-more answer %s: %s", response.url, exc)
-            self.crawler.stats.inc_value("rsarchive/dropped/feed_invalid")
+        more = self.read_load_more(response, block, position)
+        if more is None:
             return
         # Posts this walk has shown already (a feed that ignores exclude_post_ids) are no news;
         # the answer is archived (as a capture) all the same.
