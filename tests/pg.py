@@ -74,7 +74,11 @@ def install() -> None:
     if not shutil.which("apt-get"):
         raise Unavailable("not installed, and there is no apt-get to install it")
     before = _running_clusters()
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]
+    command = [
+        "apt-get", "install", "-y", "-q", "--no-install-recommends",
+        # No fsync per unpacked file: a test machine's install, several times faster.
+        "-o", "Dpkg::Options::=--force-unsafe-io", "postgresql",
+    ]  # fmt: skip
     proc = subprocess.run(command, env=_APT_ENV, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         update = subprocess.run(
