@@ -83,7 +83,7 @@ def archives(pg, fixture_site, tmp_path_factory) -> Archives:
         urls = [server.page_url(page.name) for page in fixture_site.pages.values()]
         for url in (sqlite_url, pg_url):
             result = crawl_into(url, server.url, urls)
-            # Two fixture pages are not archivable (a 404, no headline): exit 1, the rest stored.
+            # Two fixture pages are not archivable (a 404, no headline): the ten others are.
             assert "Traceback" not in result.log, result.log
             assert "'rsarchive/articles_new': 10" in result.log, result.log
         return Archives(sqlite_url, pg_url, server.url, urls)
@@ -327,9 +327,23 @@ def test_an_old_postgresql_schema_is_refused_with_78_until_db_upgrade(pg, fixtur
         f"upgraded the archive from schema 0001 to {head_revision()}: {shown}\n",
     ), upgraded.stderr
     _assert_schema_is_the_models(url)
+    # The views the migrations made are the ones a new archive gets (views.py).
+    fresh = pg.new_database()
+    assert rsarchive("db", "upgrade", "--db", fresh).returncode == 0
+    assert _view_definitions(url) == _view_definitions(fresh)
     show = rsarchive("show", "7", "--db", url)
     assert show.returncode == 0 and "An old post" in show.stdout, show.stderr
     assert rsarchive("db", "check", "--db", url).returncode == 0
+
+
+def _view_definitions(url: str) -> dict[str, str]:
+    return dict(
+        rows(
+            url,
+            "SELECT viewname, pg_get_viewdef(viewname::regclass) FROM pg_views"
+            " WHERE schemaname = 'public'",
+        )
+    )
 
 
 # -- query commands and views ------------------------------------------------------------------
