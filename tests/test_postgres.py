@@ -22,6 +22,7 @@ from alembic.migration import MigrationContext
 from conftest import ROOT, CrawlResult, running_site, scrapy_crawl
 from pg import PostgresServer, postgres_server
 from sqlalchemy import Row, select, text
+from test_fidelity import edit_seed
 
 from rsarchive.archive import make_engine
 from rsarchive.archive.models import metadata
@@ -202,6 +203,22 @@ def test_a_recrawl_into_postgresql_changes_nothing_but_last_seen(pg, fixture_sit
     assert rows(url, "SELECT max(last_seen_at) FROM teasers") >= seen
     (stats,) = rows(url, "SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")[0]
     assert json.loads(stats)["rsarchive/articles_unchanged"] == 2
+
+
+def test_an_edit_gives_a_revision_that_history_and_diff_show_on_postgresql(pg, fixture_site):
+    url = pg.new_database()
+    with running_site(fixture_site) as server:
+        seed = server.page_url("seed")
+        assert crawl_into(url, server.url, [seed]).returncode == 0
+        edit_seed(server, b"amicable in tone", b"frosty and guarded in tone")
+        assert crawl_into(url, server.url, [seed]).returncode == 0
+    assert rows(url, "SELECT count(*) FROM revisions") == [(2,)]
+    history = rsarchive("history", seed, "--db", url)
+    assert history.returncode == 0, history.stderr
+    assert "2 revisions" in history.stdout and "body: +2 words, +10 chars" in history.stdout
+    diff = rsarchive("diff", seed, "--words", "--db", url)
+    assert diff.returncode == 0, diff.stderr
+    assert "[-amicable-] {+frosty and guarded+} in tone" in diff.stdout
 
 
 def test_feed_runs_from_cron_reparse_and_history_on_postgresql(pg, fixture_site, tmp_path):
