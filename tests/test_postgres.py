@@ -256,11 +256,9 @@ def test_feed_runs_from_cron_reparse_and_history_on_postgresql(pg, fixture_site,
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert pg.password not in rebuilt.stdout + rebuilt.stderr
     original, copy = content(url), content(into)
-    for table in ("articles", "authors", "article_authors", "tags", "revisions"):
+    # Load-more answers are captures too, so the whole keep-reading feed comes back.
+    for table in ("articles", "authors", "article_authors", "tags", "revisions", "teasers"):
         assert copy[table] == original[table], table
-    # Teasers of the load-more feed are not in the captures (on SQLite alike): the HTML's are.
-    assert set(copy["teasers"]) < set(original["teasers"])
-    assert len(copy["teasers"]) == 23
 
 
 # -- schema: db upgrade / current / check ------------------------------------------------------
