@@ -172,11 +172,12 @@ def test_a_crawl_into_postgresql_archives_what_it_archives_into_sqlite(archives)
     assert set(on_pg) == set(on_sqlite)
     for table in on_sqlite:
         assert on_pg[table] == on_sqlite[table], table
-    # Not vacuous: the fixture site's articles, teasers, authors, revisions and raw pages.
+    # Not vacuous: the fixture site's articles, teasers, authors, revisions, raw pages (11) and
+    # load-more answers (9).
     counts = {t: len(r) for t, r in on_pg.items()}
     assert counts == {
         "articles": 10, "revisions": 10, "authors": 11, "article_authors": 11, "tags": 18,
-        "article_tags": 19, "article_images": 2, "teasers": 26, "captures": 11, "fetch_state": 13,
+        "article_tags": 19, "article_images": 2, "teasers": 26, "captures": 20, "fetch_state": 13,
     }  # fmt: skip
     # The raw bytes read back the same from bytea as from a SQLite blob.
     assert rows(archives.pg_url, "SELECT sum(size) FROM captures") == rows(
