@@ -18,6 +18,8 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+from rsarchive.config import get_float
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
@@ -91,7 +93,7 @@ class RetryAfterMiddleware(RetryMiddleware):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.retry_after_max = settings.getfloat("RSARCHIVE_RETRY_AFTER_MAX")
+        self.retry_after_max = get_float(settings, "RSARCHIVE_RETRY_AFTER_MAX", minimum=0)
         self._waiting = 0
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:

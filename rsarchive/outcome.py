@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rsarchive.cli import (
+from rsarchive.exitcodes import (
     EXIT_CONFIG,
     EXIT_DB,
     EXIT_FAILURES,
@@ -38,6 +38,10 @@ REASON_EXIT_CODES = {
     "usage_error": EXIT_USAGE,
     "database_error": EXIT_DB,
     "schema_error": EXIT_CONFIG,
+    # A setting the spider cannot use (``rsarchive/config_error`` names it).
+    "config_error": EXIT_CONFIG,
+    # Scrapy's reason when the spider's start() raised: the run could not begin.
+    "start_error": EXIT_CONFIG,
     "robots_unavailable": EXIT_TRY_LATER,
 }
 

@@ -1,7 +1,9 @@
 """Scrapy settings for rsarchive: politeness, limits, pipeline order and the RSARCHIVE_* keys.
 
 Every RSARCHIVE_* key can also be set by an environment variable of the same name; ``-s KEY=VALUE``
-on the command line wins over both.
+on the command line wins over both. Environment values are kept as given (strings): the component
+using a key parses it (``rsarchive.config``), so a bad value is reported naming its key instead of
+breaking this import.
 """
 
 from __future__ import annotations
@@ -17,22 +19,22 @@ NEWSPIDER_MODULE = "rsarchive.spiders"
 # --- rsarchive ---------------------------------------------------------------------------------
 RSARCHIVE_DATABASE_URL = os.environ.get("RSARCHIVE_DATABASE_URL", "sqlite:///rsarchive.db")
 RSARCHIVE_SITE_URL = os.environ.get("RSARCHIVE_SITE_URL", "https://responsiblestatecraft.org")
-RSARCHIVE_FEED_MAX_PAGES = int(os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20"))
+RSARCHIVE_FEED_MAX_PAGES = os.environ.get("RSARCHIVE_FEED_MAX_PAGES", "20")
 # The feed spider: RSS feeds to read, listing pages to walk besides the home page (comma lists of
 # paths on the site; a listing is followed through its /page/N/ links).
 RSARCHIVE_FEED_URLS = os.environ.get("RSARCHIVE_FEED_URLS", "/feed/,/feeds/feed.rss")
 RSARCHIVE_FEED_LISTINGS = os.environ.get("RSARCHIVE_FEED_LISTINGS", "")
 # An archived article the feed spider sees named again is asked for again (If-None-Match /
 # If-Modified-Since) once its last check is this old: edits do not change RSS dates. 0: never.
-RSARCHIVE_FEED_RECHECK_HOURS = float(os.environ.get("RSARCHIVE_FEED_RECHECK_HOURS", "24"))
+RSARCHIVE_FEED_RECHECK_HOURS = os.environ.get("RSARCHIVE_FEED_RECHECK_HOURS", "24")
 # `scrapy crawl article -a follow=1`: at most this many teaser targets a run.
-RSARCHIVE_FOLLOW_MAX = int(os.environ.get("RSARCHIVE_FOLLOW_MAX", "100"))
+RSARCHIVE_FOLLOW_MAX = os.environ.get("RSARCHIVE_FOLLOW_MAX", "100")
 # Who runs this crawler: put your own contact URL or e-mail here (it goes into the User-Agent).
 RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsarchive/rsarchive")
 # `rsarchive crawl`: where each run's log file goes (empty: a logs/ folder beside the SQLite file).
 RSARCHIVE_LOG_DIR = os.environ.get("RSARCHIVE_LOG_DIR", "")
 # The longest Retry-After (seconds) a 429/503 answer is waited for; beyond it the request fails.
-RSARCHIVE_RETRY_AFTER_MAX = float(os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300"))
+RSARCHIVE_RETRY_AFTER_MAX = os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"

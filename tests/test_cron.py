@@ -264,6 +264,103 @@ def test_a_bad_setting_exits_78(site_server, tmp_path, settings, env):
 
 
 @pytest.mark.parametrize(
+    ("spider", "settings", "env", "message"),
+    [
+        (
+            "feed",
+            {"RSARCHIVE_FEED_MAX_PAGES": "abc"},
+            {},
+            "RSARCHIVE_FEED_MAX_PAGES='abc' is not a whole number",
+        ),
+        ("feed", {"RSARCHIVE_FEED_MAX_PAGES": "0"}, {}, "RSARCHIVE_FEED_MAX_PAGES=0 is below 1"),
+        (
+            "feed",
+            {},
+            {"RSARCHIVE_FEED_RECHECK_HOURS": "daily"},
+            "RSARCHIVE_FEED_RECHECK_HOURS='daily' is not a number",
+        ),
+        (
+            "feed",
+            {},
+            {"RSARCHIVE_FEED_MAX_PAGES": "many"},
+            "RSARCHIVE_FEED_MAX_PAGES='many' is not a whole number",
+        ),
+        (
+            "article",
+            {"RSARCHIVE_FOLLOW_MAX": "lots"},
+            {},
+            "RSARCHIVE_FOLLOW_MAX='lots' is not a whole number",
+        ),
+        (
+            "article",
+            {"RSARCHIVE_SITE_URL": "example.org"},
+            {},
+            "RSARCHIVE_SITE_URL='example.org' is not a site URL",
+        ),
+        ("feed", {"RSARCHIVE_SITE_URL": ""}, {}, "RSARCHIVE_SITE_URL='' is not a site URL"),
+        (
+            "sitemap",
+            {"RSARCHIVE_SITE_URL": "ftp://example.org"},
+            {},
+            "RSARCHIVE_SITE_URL='ftp://example.org' is not a site URL",
+        ),
+    ],
+)
+def test_a_setting_the_spider_cannot_use_exits_78_naming_it(
+    site_server, tmp_path, spider, settings, env, message
+):
+    db = tmp_path / "a.db"
+    args = ["-a", urls(site_server, "seed")] if spider == "article" else []
+    run = rsarchive_crawl(site_server, db, spider, *args, settings=settings, env=clean_env(**env))
+    assert run.returncode == 78, run.stderr
+    reason, line = run.stderr.splitlines()
+    assert f"configuration error: {message}" in reason
+    assert "Traceback" not in run.stderr + log_text(db)
+    summary = json.loads(line)
+    assert (summary["status"], summary["finish_reason"], summary["exit_code"]) == (
+        "failed",
+        "config_error",
+        78,
+    )
+    assert message in summary["stats"]["rsarchive/config_error"]
+    assert site_server.requests == []  # not even robots.txt
+
+
+def test_a_bad_setting_read_by_a_middleware_names_it(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    run = rsarchive_crawl(
+        site_server, db, "article", "-a", urls(site_server, "seed"),
+        env=clean_env(RSARCHIVE_RETRY_AFTER_MAX="five minutes"),
+    )  # fmt: skip
+    assert run.returncode == 78, run.stderr
+    assert (
+        "the crawl could not start: configuration error: "
+        "RSARCHIVE_RETRY_AFTER_MAX='five minutes' is not a number (exit 78)"
+    ) in run.stderr.splitlines()[0]
+
+
+def test_the_pipeline_gets_its_exit_codes_without_the_command_line_package():
+    code = (
+        "import sys, rsarchive.outcome, rsarchive.pipelines.store; "
+        "print('rsarchive.cli' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.strip() == "False"
+    from rsarchive import cli, exitcodes
+
+    assert (
+        (cli.EXIT_CONFIG, cli.EXIT_USAGE)
+        == (exitcodes.EXIT_CONFIG, exitcodes.EXIT_USAGE)
+        == (
+            78,
+            64,
+        )
+    )
+
+
+@pytest.mark.parametrize(
     ("reason", "stats", "code"),
     [
         ("finished", {}, 0),
@@ -280,6 +377,8 @@ def test_a_bad_setting_exits_78(site_server, tmp_path, settings, env):
         ("database_error", {"rsarchive/database_error": "locked"}, 74),
         ("robots_unavailable", {"rsarchive/fetch_failed": 2}, 75),
         ("schema_error", {"rsarchive/schema_error": "schema is older"}, 78),
+        ("config_error", {"rsarchive/config_error": "RSARCHIVE_FOLLOW_MAX='x'"}, 78),
+        ("start_error", {}, 78),
     ],
 )
 def test_exit_code_of_a_close_reason_and_stats(reason, stats, code):
@@ -459,9 +558,7 @@ def test_retry_after_header_values(header, seconds):
 
 def article_requests(site_server) -> list[str]:
     """The pages requested, less robots.txt and the load-more feed (requests of its own)."""
-    return [
-        p for p in site_server.requests if p != "/robots.txt" and not p.startswith("/res/")
-    ]
+    return [p for p in site_server.requests if p != "/robots.txt" and not p.startswith("/res/")]
 
 
 def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):

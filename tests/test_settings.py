@@ -53,5 +53,24 @@ def test_rsarchive_keys_come_from_the_environment():
     )
     assert s["RSARCHIVE_DATABASE_URL"] == "sqlite:////srv/rs.db"
     assert s["RSARCHIVE_SITE_URL"] == "http://127.0.0.1:8080"
-    assert s["RSARCHIVE_FEED_MAX_PAGES"] == 5
+    # Kept as given: the spider parses it (Settings.getint), naming the key if it cannot.
+    assert s["RSARCHIVE_FEED_MAX_PAGES"] == "5"
     assert "mailto:archivist@example.org" in s["USER_AGENT"]
+
+
+def test_a_bad_number_in_the_environment_does_not_break_loading_the_settings():
+    s = settings_with({"RSARCHIVE_FEED_MAX_PAGES": "many", "RSARCHIVE_RETRY_AFTER_MAX": "x"})
+    assert s["RSARCHIVE_FEED_MAX_PAGES"] == "many"
+    assert s["RSARCHIVE_SITE_URL"] == "https://responsiblestatecraft.org"
+
+
+def test_numeric_defaults_live_in_the_settings_module_only():
+    from scrapy.settings import Settings
+
+    from rsarchive.config import get_float, get_int
+
+    settings = Settings()
+    settings.setmodule("rsarchive.settings")
+    assert get_int(settings, "RSARCHIVE_FEED_MAX_PAGES") == 20
+    assert get_float(settings, "RSARCHIVE_FEED_RECHECK_HOURS") == 24.0
+    assert get_int(settings, "RSARCHIVE_FOLLOW_MAX") == 100

@@ -18,16 +18,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_STOPPED = 3
-EXIT_USAGE = 64
-EXIT_DATAERR = 65  # a malformed search query
-EXIT_NOINPUT = 66  # no such article or page in the archive
-EXIT_CANTCREAT = 73  # an output file cannot be written
-EXIT_DB = 74
-EXIT_TRY_LATER = 75
-EXIT_CONFIG = 78
+# Defined in rsarchive.exitcodes (the crawl pipeline needs them too); re-exported here.
+from rsarchive.exitcodes import (
+    EXIT_CANTCREAT,
+    EXIT_CONFIG,
+    EXIT_DATAERR,
+    EXIT_DB,
+    EXIT_FAILURES,
+    EXIT_NOINPUT,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TRY_LATER,
+    EXIT_USAGE,
+)
+
+__all__ = [
+    "COMMAND_MODULES",
+    "EXIT_CANTCREAT",
+    "EXIT_CONFIG",
+    "EXIT_DATAERR",
+    "EXIT_DB",
+    "EXIT_FAILURES",
+    "EXIT_NOINPUT",
+    "EXIT_OK",
+    "EXIT_STOPPED",
+    "EXIT_TRY_LATER",
+    "EXIT_USAGE",
+    "CommandError",
+    "add_db_argument",
+    "database_url",
+    "main",
+]
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
 COMMAND_MODULES = ("crawl", "query", "export", "history", "reparse", "db", "serve", "demo")

@@ -31,6 +31,7 @@ from rsarchive.cli import (
     add_db_argument,
     database_url,
 )
+from rsarchive.config import SettingError
 
 EPILOG = """\
 exit codes: 0 ok; 1 finished with failures (fetch errors, dropped or unstored pages);
@@ -132,11 +133,8 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 def _plan(args: argparse.Namespace) -> Plan:
     spider_args = _pairs(args.spider_args, "-a")
     overrides = _pairs(args.settings, "-s")
-    try:
-        # The project settings module reads the RSARCHIVE_* environment variables.
-        project = importlib.import_module("rsarchive.settings")
-    except ValueError as exc:
-        raise CommandError(f"bad setting in the environment: {exc}", EXIT_CONFIG) from exc
+    # The project settings module reads the RSARCHIVE_* environment variables (as strings).
+    project = importlib.import_module("rsarchive.settings")
     db = database_url(
         args.db or overrides.get("RSARCHIVE_DATABASE_URL") or project.RSARCHIVE_DATABASE_URL
     )
@@ -205,16 +203,9 @@ def _now() -> str:
 
 
 def _run(plan: Plan, *, verbose: bool) -> int:
-    from scrapy.settings import Settings
     from scrapy.spiderloader import get_spider_loader
 
-    # scrapy.cfg is not looked for: cron may start us anywhere (even in /).
-    settings = Settings()
-    try:
-        settings.setmodule("rsarchive.settings", priority="project")
-    except ValueError as exc:
-        raise CommandError(f"bad setting in the environment: {exc}", EXIT_CONFIG) from exc
-    settings.setdict(plan.overrides, priority="cmdline")
+    settings = project_settings(plan.overrides)
     names = sorted(get_spider_loader(settings).list())
     if plan.spider not in names:
         raise CommandError(
@@ -224,7 +215,7 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     settings.set("LOG_FILE", str(log_file), priority="cmdline")
     settings.set("LOG_FILE_APPEND", False, priority="cmdline")
 
-    outcome = _crawl(settings, plan, log_file, verbose=verbose)
+    outcome = run_spider(settings, plan.spider, plan.spider_args, log_file, verbose=verbose)
     summary = _summary(plan, outcome, log_file)
     line = json.dumps(summary, ensure_ascii=False, sort_keys=False)
     _close_log_handlers(log_file)
@@ -256,12 +247,41 @@ def _new_log_file(log_dir: Path, spider: str) -> Path:
 
 @dataclass
 class Outcome:
+    """How an in-process run ended."""
+
     stats: dict[str, Any]
     reason: str | None
     error: str | None  # the crawl could not start: why
 
+    def exit_code(self) -> int:
+        from rsarchive.outcome import exit_code
 
-def _crawl(settings: Any, plan: Plan, log_file: Path, *, verbose: bool) -> Outcome:
+        return EXIT_CONFIG if self.error else exit_code(self.reason, self.stats)
+
+
+def project_settings(overrides: dict[str, Any]) -> Any:
+    """The project's Scrapy settings, with ``overrides`` on top (as ``-s`` gives them)."""
+    from scrapy.settings import Settings
+
+    # scrapy.cfg is not looked for: cron may start us anywhere (even in /).
+    settings = Settings()
+    settings.setmodule("rsarchive.settings", priority="project")
+    settings.setdict(overrides, priority="cmdline")
+    return settings
+
+
+def run_spider(
+    settings: Any,
+    spider: str,
+    spider_args: dict[str, str],
+    log_file: Path | None = None,
+    *,
+    verbose: bool = False,
+) -> Outcome:
+    """Run one spider in this process (``rsarchive crawl`` and ``rsarchive demo``).
+
+    Never raises for a crawl that cannot start (a bad setting or component): ``error`` says why.
+    """
     from scrapy.crawler import CrawlerProcess
 
     errors: list[str] = []
@@ -270,16 +290,20 @@ def _crawl(settings: Any, plan: Plan, log_file: Path, *, verbose: bool) -> Outco
         process = CrawlerProcess(settings)
         if verbose:
             _echo_to_stderr(settings)
-        crawler = process.create_crawler(plan.spider)
-        deferred = process.crawl(crawler, **plan.spider_args)
+        crawler = process.create_crawler(spider)
+        deferred = process.crawl(crawler, **spider_args)
     except Exception as exc:  # a bad setting or component: say so, the log has the traceback
-        with log_file.open("a", encoding="utf-8") as out:  # logging may not be set up yet
-            out.write(f"the crawl could not start\n{traceback.format_exc()}")
-        return Outcome({}, None, f"{exc.__class__.__name__}: {exc}")
+        if log_file is not None:
+            with log_file.open("a", encoding="utf-8") as out:  # logging may not be set up yet
+                out.write(f"the crawl could not start\n{traceback.format_exc()}")
+        return Outcome({}, None, _error_line(exc))
 
     def start_failed(failure: Any) -> None:
-        errors.append(f"{failure.type.__name__}: {failure.getErrorMessage()}")
-        logger.error("the crawl could not start", exc_info=failure.value)
+        errors.append(_error_line(failure.value))
+        if isinstance(failure.value, SettingError):  # the message says it all
+            logger.error("the crawl could not start: %s", failure.value)
+        else:
+            logger.error("the crawl could not start", exc_info=failure.value)
 
     deferred.addErrback(start_failed)
     process.start()
@@ -288,6 +312,12 @@ def _crawl(settings: Any, plan: Plan, log_file: Path, *, verbose: bool) -> Outco
     except AttributeError:  # stats never set up: the crawler failed before that
         stats = {}
     return Outcome(stats, stats.get("finish_reason"), errors[0] if errors else None)
+
+
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, SettingError):
+        return f"configuration error: {exc}"
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 def _echo_to_stderr(settings: Any) -> None:
@@ -309,11 +339,11 @@ def _close_log_handlers(log_file: Path) -> None:
 
 
 def _summary(plan: Plan, outcome: Outcome, log_file: Path) -> dict[str, Any]:
-    from rsarchive.outcome import exit_code, run_status
+    from rsarchive.outcome import run_status
 
     stats = outcome.stats
     reason = outcome.reason
-    code = EXIT_CONFIG if outcome.error else exit_code(reason, stats)
+    code = outcome.exit_code()
     run_id = stats.get("rsarchive/run_id")
     row = _run_row(plan.database_url, run_id, reason, code, stats) if run_id else None
     if row is not None:
@@ -391,7 +421,9 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
             "robots.txt unavailable, nothing fetched",
             stats.get("rsarchive/robots_unavailable"),
         ),
-        EXIT_CONFIG: ("schema problem", stats.get("rsarchive/schema_error")),
+        EXIT_CONFIG: ("schema problem", stats.get("rsarchive/schema_error"))
+        if stats.get("rsarchive/schema_error")
+        else ("configuration error", stats.get("rsarchive/config_error")),
     }.get(code)
     if detail and detail[1]:
         return f"{prefix}{detail[0]}: {detail[1]} (exit {code})"

@@ -7,12 +7,12 @@ fetch state) before fetching an article again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
+from rsarchive.config import SettingError, get_site_url
 from rsarchive.extract.rebelmouse import (
     FeedBlock,
     LoadMorePage,
@@ -45,13 +46,42 @@ class RebelMouseSpider(scrapy.Spider):
         self._scheduled: set[str] = set()  # articles requested in this run
         self._new: set[str] = set()  # ... of them, those the archive did not hold (or failed)
 
+    #: Why the settings cannot be used (``configure`` failed): the run closes at once with
+    #: ``config_error`` (exit code 78) and fetches nothing.
+    config_error: str | None = None
+
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> RebelMouseSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.site_url = crawler.settings.get("RSARCHIVE_SITE_URL").rstrip("/")
-        # The offsite middleware keeps every request (redirects included) on this host.
-        spider.allowed_domains = [site_host(spider.site_url).split(":")[0]]
+        spider.site_url = ""
+        spider.allowed_domains = []
+        try:
+            spider.configure(crawler.settings)
+        except SettingError as exc:
+            spider.config_error = str(exc)
+        fixtures = crawler.settings.get("RSARCHIVE_FIXTURE_SITE")
+        if fixtures:
+            # Pages from the bundled fixture site, not the web: say so in crawl_runs.args.
+            spider.args["fixture_site"] = str(fixtures)
         return spider
+
+    def configure(self, settings: Any) -> None:
+        """Read and check the settings this spider uses (raise ``SettingError``); subclasses
+        extend it. Run before the crawl starts, so a bad value fetches nothing."""
+        self.site_url = get_site_url(settings)
+        # The offsite middleware keeps every request (redirects included) on this host.
+        self.allowed_domains = [site_host(self.site_url).split(":")[0]]
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        if self.config_error:
+            self.logger.error("configuration error: %s", self.config_error)
+            self.crawler.stats.set_value("rsarchive/config_error", self.config_error)
+            raise CloseSpider("config_error")
+        for request in self._start_requests():
+            yield request
+
+    def _start_requests(self) -> Iterator[scrapy.Request]:
+        raise NotImplementedError
 
     def site_link(self, url: str) -> str | None:
         """An absolute URL on the configured site (relative ones are joined), else None."""

@@ -8,13 +8,14 @@ scrapy crawl article -a url=URL -a follow=1          # and the articles its teas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
 from scrapy.http import Response, TextResponse
 
+from rsarchive.config import get_int
 from rsarchive.extract.rebelmouse import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
@@ -72,9 +73,9 @@ class ArticleSpider(RebelMouseSpider):
         if not self.given:
             self.usage_error = "no URL given: use -a url=URL, -a urls=U1,U2 or -a url_file=PATH"
 
-    async def start(self) -> AsyncIterator[scrapy.Request]:
-        for request in self._start_requests():
-            yield request
+    def configure(self, settings: Any) -> None:
+        super().configure(settings)
+        self.follow_max = get_int(settings, "RSARCHIVE_FOLLOW_MAX", minimum=0)
 
     def _start_requests(self) -> Iterator[scrapy.Request]:
         stats = self.crawler.stats
@@ -82,7 +83,6 @@ class ArticleSpider(RebelMouseSpider):
             self.logger.error("article spider: %s", self.usage_error)
             stats.set_value("rsarchive/usage_error", self.usage_error)
             return
-        self.follow_max = self.crawler.settings.getint("RSARCHIVE_FOLLOW_MAX", 100)
         for given in self.given:
             url = self.site_link(given)
             if url is None:

@@ -13,7 +13,7 @@ the first page that brings nothing new ("caught up") or at RSARCHIVE_FEED_MAX_PA
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response, TextResponse
 
+from rsarchive.config import get_float, get_int
 from rsarchive.extract.feeds import parse_feed
 from rsarchive.extract.rebelmouse import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
@@ -57,16 +58,15 @@ class FeedSpider(RebelMouseSpider):
         self.extra_listings = _paths(listings)
         self.listings_seen: set[str] = set()
 
-    async def start(self) -> AsyncIterator[scrapy.Request]:
-        for request in self._start_requests():
-            yield request
+    def configure(self, settings: Any) -> None:
+        super().configure(settings)
+        self.max_pages = get_int(settings, "RSARCHIVE_FEED_MAX_PAGES", minimum=1)
+        self.recheck_hours = get_float(settings, "RSARCHIVE_FEED_RECHECK_HOURS", minimum=0)
 
     def _start_requests(self) -> Iterator[scrapy.Request]:
         settings = self.crawler.settings
-        self.max_pages = max(1, settings.getint("RSARCHIVE_FEED_MAX_PAGES", 20))
-        hours = settings.getfloat("RSARCHIVE_FEED_RECHECK_HOURS", 24.0)
-        if hours > 0:
-            since = datetime.now(UTC) - timedelta(hours=hours)
+        if self.recheck_hours > 0:
+            since = datetime.now(UTC) - timedelta(hours=self.recheck_hours)
             self.recheck_before = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         yield from self.outstanding_requests()
         for path in _paths(settings.get("RSARCHIVE_FEED_URLS")):

@@ -12,7 +12,7 @@ so a re-run over an unchanged site fetches only the sitemaps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import scrapy
@@ -34,10 +34,6 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
         super().__init__(sitemap=sitemap, **kwargs)
         self.given_sitemap = sitemap
         self.sitemaps_seen: set[str] = set()
-
-    async def start(self) -> AsyncIterator[scrapy.Request]:
-        for request in self._start_requests():
-            yield request
 
     def _start_requests(self) -> Iterator[scrapy.Request]:
         yield from self.outstanding_requests()
