@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
+
+from rsarchive.archive import Archive
 
 # fetch_state records when each URL was last tried.
 ARTICLE_COLUMNS_THAT_MAY_MOVE = {"last_seen_at", "last_attempt_at", "last_success_at"}
@@ -305,6 +308,64 @@ def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     assert again.returncode == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM crawl_runs").fetchone() == (1,)
+
+
+def demo(db: Path | str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "rsarchive.cli", "demo", "--db", str(db)],
+        cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_demo_records_its_runs_as_demo_runs(tmp_path):
+    db = tmp_path / "demo.db"
+    assert demo(db, tmp_path).returncode == 0
+    with sqlite3.connect(db) as conn:
+        (args,) = conn.execute("SELECT args FROM crawl_runs").fetchone()
+    assert json.loads(args)["fixture_site"].endswith("fixtures")
+
+
+def test_demo_refuses_a_database_url(tmp_path):
+    proc = demo("sqlite:///x.db", tmp_path)
+    assert proc.returncode == 64
+    assert proc.stderr.strip().splitlines() == [
+        "rsarchive demo: --db takes a file path, not a URL (sqlite:///x.db): "
+        "the demo makes a fresh SQLite file"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no directory "sqlite:"
+
+
+def test_demo_will_not_replace_a_real_archive_or_another_file(tmp_path):
+    archive_db = tmp_path / "rsarchive.db"
+    with Archive(f"sqlite:///{archive_db}") as archive:
+        archive.start_run("feed", {})
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n", encoding="utf-8")
+    for path, why in [
+        (archive_db, "the archive holds crawls that are not demo runs"),
+        (notes, "it is not an rsarchive archive made by `rsarchive demo`"),
+    ]:
+        before = path.read_bytes()
+        proc = demo(path, tmp_path)
+        assert proc.returncode == 78
+        assert proc.stderr.strip().splitlines() == [
+            f"rsarchive demo: will not replace {path}: {why}; "
+            "give another --db or remove it yourself"
+        ]
+        assert path.read_bytes() == before
+
+
+def test_demo_with_bad_settings_in_the_environment(tmp_path):
+    # The demo runs the article spider: a feed setting it does not use cannot stop it.
+    ok = demo(tmp_path / "a.db", tmp_path, RSARCHIVE_FEED_MAX_PAGES="many")
+    assert ok.returncode == 0, ok.stderr
+    bad = demo(tmp_path / "b.db", tmp_path, RSARCHIVE_FOLLOW_MAX="many")
+    assert bad.returncode == 78
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[-1] == (
+        "rsarchive demo: configuration error: RSARCHIVE_FOLLOW_MAX='many' is not a whole number"
+    )
 
 
 @pytest.mark.parametrize("argv", [["demo", "--nope"], ["frobnicate"], []])

@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module of this package and registers itself through
 ``register(subparsers)``; this module holds what they share: exit codes, ``--db`` handling,
-errors without tracebacks, and running a spider in-process.
+and errors without tracebacks (``crawl.run_spider`` runs a spider in-process).
 
 Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
 74 database I/O; 75 try later; 78 configuration or schema problem. The query commands add
@@ -16,7 +16,6 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 # Defined in rsarchive.exitcodes (the crawl pipeline needs them too); re-exported here.
 from rsarchive.exitcodes import (
@@ -120,18 +119,3 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at devnull so the interpreter's final flush cannot raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-
-
-def run_crawl(spider: str, spider_args: dict[str, str], overrides: dict[str, Any]) -> dict:
-    """Run one spider in this process with the project settings; return its final stats."""
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.settings import Settings
-
-    settings = Settings()
-    settings.setmodule("rsarchive.settings", priority="project")
-    settings.setdict(overrides, priority="cmdline")
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler(spider)
-    process.crawl(crawler, **spider_args)
-    process.start()
-    return dict(crawler.stats.get_stats())

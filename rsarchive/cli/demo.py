@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
-from rsarchive.cli import EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, run_crawl
+from rsarchive.cli import EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--db",
         default="rsarchive-demo.db",
-        help="the SQLite file to create (replaced if it exists; default: %(default)s)",
+        help="the SQLite file to create (default: %(default)s); an existing file is replaced "
+        "only if an earlier demo made it",
     )
     demo.add_argument("--verbose", action="store_true", help="show Scrapy's log")
     demo.set_defaults(func=cmd_demo)
@@ -28,34 +32,84 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rsarchive.archive import Archive
-    from rsarchive.demo import FixtureSite, fixtures_dir
+    from rsarchive.cli.crawl import project_settings, run_spider
+    from rsarchive.demo import FIXTURE_ORIGIN, FixtureSite, fixtures_dir
 
+    if "://" in args.db:
+        raise CommandError(
+            f"--db takes a file path, not a URL ({args.db}): the demo makes a fresh SQLite file",
+            EXIT_USAGE,
+        )
     db = Path(args.db).expanduser().resolve()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    _check_replaceable(db)
     try:
         site = FixtureSite(fixtures_dir())
     except FileNotFoundError as exc:
-        print(f"rsarchive demo: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise CommandError(str(exc), EXIT_CONFIG) from exc
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
     urls = site.page_urls()
-    stats = run_crawl(
-        "article",
-        {"urls": ",".join(urls)},
+    settings = project_settings(
         {
             "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
+            # The fixture pages are on this origin, whatever site the environment names.
+            "RSARCHIVE_SITE_URL": FIXTURE_ORIGIN,
+            # Also what marks the run as a demo's in crawl_runs.args (``fixture_site``).
             "RSARCHIVE_FIXTURE_SITE": str(site.root),
             # Offline: no server to be polite to.
             "DOWNLOAD_DELAY": 0,
             "AUTOTHROTTLE_ENABLED": False,
             "LOG_LEVEL": "INFO" if args.verbose else "ERROR",
-        },
+        }
     )
+    outcome = run_spider(settings, "article", {"urls": ",".join(urls)}, verbose=False)
+    if outcome.error:
+        raise CommandError(f"the demo crawl could not start: {outcome.error}", EXIT_CONFIG)
+    stats = outcome.stats
+    if stats.get("rsarchive/config_error"):
+        raise CommandError(f"configuration error: {stats['rsarchive/config_error']}", EXIT_CONFIG)
     with Archive(f"sqlite:///{db}") as archive:
         rows = archive.list_articles(limit=100)
         teasers = archive.count_teasers()
     _print_demo(db, len(urls), stats, rows, teasers)
     return EXIT_OK if stats.get("rsarchive/pages_stored") else EXIT_FAILURES
+
+
+def _check_replaceable(db: Path) -> None:
+    """Refuse (78) to replace a file that an earlier demo did not make: it may be an archive.
+
+    A demo archive is an rsarchive archive whose every crawl run read the bundled fixture site
+    (``fixture_site`` in ``crawl_runs.args``).
+    """
+    if not db.exists():
+        return
+    refuse = f"will not replace {db}: "
+    if not db.is_file():
+        raise CommandError(refuse + "it is not a file", EXIT_CONFIG)
+    try:
+        # Read-only: a file that is not a database must come out of this unchanged.
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            args = [row[0] for row in conn.execute("SELECT args FROM crawl_runs")]
+    except sqlite3.Error:
+        raise CommandError(
+            refuse + "it is not an rsarchive archive made by `rsarchive demo`; "
+            "give another --db or remove it yourself",
+            EXIT_CONFIG,
+        ) from None
+    if not args or not all(_demo_args(a) for a in args):
+        what = "crawls that are not demo runs" if args else "no demo run"
+        raise CommandError(
+            refuse + f"the archive holds {what}; give another --db or remove it yourself",
+            EXIT_CONFIG,
+        )
+
+
+def _demo_args(value: str | None) -> bool:
+    try:
+        args = json.loads(value or "null")
+    except ValueError:
+        return False
+    return isinstance(args, dict) and bool(args.get("fixture_site"))
 
 
 def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: int) -> None:
