@@ -678,6 +678,43 @@ def test_schema_and_write_statements_compile_for_postgresql():
     assert "first_seen_at = excluded.first_seen_at" not in upsert
 
 
+def test_fetch_state_upserts_compile_for_both_databases_and_refuse_others():
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from rsarchive.archive import fetchstate
+
+    for name, dialect in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect())):
+        sql = {
+            kind: str(fetchstate.upsert(name, kind).compile(dialect=dialect))
+            for kind in ("success", "not_modified", "failure")
+        }
+        assert all("ON CONFLICT (url) DO UPDATE" in s for s in sql.values())
+        assert "failures = (fetch_state.failures + " in sql["failure"]
+        assert "etag = coalesce(excluded.etag, fetch_state.etag)" in sql["not_modified"]
+        assert "etag = excluded.etag" in sql["success"]
+    # Another database would otherwise get PostgreSQL's syntax without a word.
+    with pytest.raises(ValueError, match="the archive supports SQLite and PostgreSQL, not mysql"):
+        fetchstate.upsert("mysql", "success")
+
+
+@pytest.mark.parametrize("url", ["mysql+pymysql://u:p@127.0.0.1:1/x", "mssql+pyodbc://h/x"])
+def test_an_archive_on_another_database_is_refused_before_connecting(url):
+    with pytest.raises(ValueError, match="supports SQLite and PostgreSQL databases, not m"):
+        Archive(url)
+    with pytest.raises(ValueError, match="supports SQLite and PostgreSQL databases"):
+        make_engine(url)
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["list"], ["search", "Iran"]])
+def test_the_cli_names_the_supported_databases_in_one_line(capsys, command):
+    from rsarchive.cli import EXIT_CONFIG, main
+
+    assert main([*command, "--db", "mysql://u@127.0.0.1:1/x"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "supports SQLite and PostgreSQL databases, not mysql" in err
+    assert "Traceback" not in err
+
+
 def test_an_in_memory_archive_works():
     with Archive("sqlite://") as archive:
         result = archive.store_page(make_page(make_article(), [make_teaser("one")]))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from parsel import Selector
 from scrapy.exceptions import CloseSpider, DropItem
 from scrapy.utils.test import get_crawler
 
-from rsarchive.items import Page, Teaser
+from rsarchive.items import FeedPage, Page, Teaser
 from rsarchive.pipelines.clean import CleanPipeline
 from rsarchive.pipelines.split import SplitPipeline
 from rsarchive.pipelines.store import StorePipeline
@@ -123,3 +125,37 @@ def test_crawl_with_a_bad_database_url_stops_before_any_request(site_server, tmp
     assert "cannot open the archive database nosuchdb://x" in result.log
     assert "Traceback" not in result.log
     assert site_server.requests == []
+
+
+@pytest.mark.parametrize("kind", ["page", "feed page"])
+def test_a_database_error_drops_the_item_counts_it_and_the_run_goes_on(tmp_path, caplog, kind):
+    db = tmp_path / "archive.db"
+    c = crawler(RSARCHIVE_DATABASE_URL=f"sqlite:///{db}")
+    c.spider = ArticleSpider.from_crawler(c, url=SITE)
+    page = SplitPipeline.from_crawler(c).process_item(fixture_page("seed"))
+    page = CleanPipeline.from_crawler(c).process_item(page)
+    item = page
+    if kind == "feed page":
+        item = FeedPage(
+            url=f"{SITE}/res/load_more_posts/data.js?pn=2",
+            page_url=page.url,
+            fetched_at="2026-11-25T12:00:00Z",
+            teasers=page.teasers,
+            body=b'{"posts": []}',
+            content_type="application/json",
+        )
+    store = StorePipeline.from_crawler(c)
+    store.open_spider()
+    try:
+        # Another program broke the archive under the crawl: every write of a teaser fails.
+        with sqlite3.connect(db) as conn:
+            conn.execute("alter table teasers rename to teasers_gone")
+        with caplog.at_level(logging.ERROR), pytest.raises(DropItem, match="database error"):
+            asyncio.run(store.process_item(item))
+        assert c.stats.get_value("rsarchive/store_failed") == 1
+        assert f"could not store {item.url}: OperationalError" in caplog.text
+        # The page's transaction was rolled back whole: not even its capture is kept.
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from captures").fetchone() == (0,)
+    finally:
+        store.spider_closed(c.spider, "finished")

@@ -219,6 +219,28 @@ def test_search_canned_query_ranks_and_highlights(served):
     assert "<mark>Iceland</mark>" in results and "&lt;mark&gt;" not in results
 
 
+def test_search_canned_query_follows_the_search_rules_of_rsarchive_search(served):
+    """A word with punctuation is the phrase of its parts, as for `rsarchive search`."""
+    for q in ("Blinken-Lavrov", "U.S.-Russian", 'title:Blinken-Lavrov "showdown"'):
+        rows = served.json("/search", q=q, _shape="objects")["rows"]
+        assert [r["title"] for r in rows] == [SEED_TITLE], q
+    # No article says "U.S.-Iran": an answer without rows, not FTS5's "syntax error near '.'".
+    doc = served.json("/search", q="U.S.-Iran", _shape="objects")
+    assert doc["ok"] is True and doc["rows"] == []
+    assert served.json("/search", q="", _shape="objects")["rows"] == []
+
+
+def test_a_malformed_search_gets_datasettes_error_page_with_the_reason(served):
+    status, _, html = served.get("/search", q='"unbalanced')
+    assert status == 400
+    assert '<p class="message-error">Search query: unbalanced &#34; in the search query</p>' in html
+    assert "Traceback" not in html
+    status, _, html = served.get("/search", q="iran NOT")  # FTS5's own syntax error
+    assert status == 400 and "fts5: syntax error" in html
+    status, _, body = served.get("/search.json", q='"unbalanced')
+    assert status == 400 and json.loads(body)["ok"] is False
+
+
 def test_tables_have_a_search_box_wired_to_the_index(served):
     for table in ("articles", "article_list"):
         rows = served.json(f"/{table}", _search="Reykjavik OR Iceland", _shape="objects")["rows"]

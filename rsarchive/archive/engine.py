@@ -16,6 +16,10 @@ from .views import create_view_ddl
 #: BEGIN, so a reader never takes the write lock or waits for a running crawl.
 READ_ONLY: dict[str, Any] = {"rsarchive_read_only": True}
 
+#: The databases the archive runs on (SQLAlchemy backend names); its upserts and views are
+#: written for these two.
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
 # busy_timeout first: switching to WAL needs a lock another process may hold for a moment.
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
@@ -47,7 +51,9 @@ def _sqlite_on_begin(conn: Connection) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (any SQLAlchemy URL), set up for the archive.
+    """An engine for ``url`` (a SQLite or PostgreSQL SQLAlchemy URL), set up for the archive.
+
+    Raises ``ValueError`` for another database, before connecting to it.
 
     SQLite: the file's directory is created, every connection gets WAL, ``synchronous=NORMAL``,
     foreign keys and a 30 s busy timeout, and transactions are real (``BEGIN IMMEDIATE`` for
@@ -57,7 +63,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     turns: fine for tests and a single writer, not for readers running beside a writer.
     """
     sa_url = make_url(url)
-    is_sqlite = sa_url.get_backend_name() == "sqlite"
+    backend = sa_url.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        # Before connecting: another database would get PostgreSQL's upsert syntax, or none.
+        raise ValueError(f"the archive supports SQLite and PostgreSQL databases, not {backend}")
+    is_sqlite = backend == "sqlite"
     if is_sqlite:
         database = sa_url.database
         private_memory = not database or database == ":memory:"

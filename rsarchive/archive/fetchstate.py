@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..items import FetchOutcome, Page
 from ..urls import normalize_url
 from . import models as m
-from .engine import READ_ONLY
+from .engine import READ_ONLY, SUPPORTED_DIALECTS
 from .models import utc_now_iso
 
 _IN_CHUNK = 500
@@ -107,29 +107,56 @@ def record(engine: Engine, outcome: FetchOutcome) -> int:
         return record_in(conn, outcome)
 
 
-@lru_cache(maxsize=4)
-def page_upsert(dialect: str) -> Insert:
-    """The statement that records a stored page, built once per dialect (see ``page_params``).
+# How a fetch ended, for the upsert: a success, a 304 (validators may be left out), a failure.
+_SUCCESS, _NOT_MODIFIED, _FAILURE = "success", "not_modified", "failure"
 
-    ``Archive.store_page`` runs it in the page's own transaction: the page and what the next run
-    needs to know about it are written together or not at all.
+
+@lru_cache(maxsize=8)
+def upsert(dialect: str, kind: str = _SUCCESS) -> Insert:
+    """The statement that records one fetch of a URL, built once per dialect and ``kind``.
+
+    ``kind``: ``success`` (a stored page, a 404/410) sets the validators and clears the failure
+    count; ``not_modified`` (a 304) does the same but keeps the validators we had unless new ones
+    came; ``failure`` counts up and keeps validators and feed date as they were. Its parameters:
+    ``page_params``, or those ``record_in`` gives.
     """
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ValueError(f"the archive supports SQLite and PostgreSQL, not {dialect}")
     f = m.fetch_state
     ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(f)
-    return ins.on_conflict_do_update(
-        index_elements=[f.c.url],
-        set_={
-            "etag": ins.excluded.etag,
-            "last_modified": ins.excluded.last_modified,
+    set_: dict[str, Any]
+    if kind == _FAILURE:
+        set_ = {
             "last_status": ins.excluded.last_status,
+            "last_error": ins.excluded.last_error,
+            "last_attempt_at": ins.excluded.last_attempt_at,
+            "failures": f.c.failures + 1,
+        }
+    else:
+        # A 304 may omit the validators: keep the ones that got it.
+        keep = ("etag", "last_modified") if kind == _NOT_MODIFIED else ()
+        set_ = {
+            k: (func.coalesce(ins.excluded[k], f.c[k]) if k in keep else ins.excluded[k])
+            for k in ("etag", "last_modified", "last_status")
+        }
+        set_ |= {
             "last_error": null(),
             "failures": literal_column("0"),
             # A page reached from a listing (no date) keeps the date a feed gave before.
             "feed_date": func.coalesce(ins.excluded.feed_date, f.c.feed_date),
             "last_attempt_at": ins.excluded.last_attempt_at,
             "last_success_at": ins.excluded.last_success_at,
-        },
-    )
+        }
+    return ins.on_conflict_do_update(index_elements=[f.c.url], set_=set_)
+
+
+def page_upsert(dialect: str) -> Insert:
+    """``upsert`` for a stored page (see ``page_params``).
+
+    ``Archive.store_page`` runs it in the page's own transaction: the page and what the next run
+    needs to know about it are written together or not at all.
+    """
+    return upsert(dialect, _SUCCESS)
 
 
 def page_params(page: Page, now: str) -> dict[str, Any]:
@@ -151,16 +178,14 @@ def record_in(conn: Connection, outcome: FetchOutcome) -> int:
     """``record`` inside a transaction the caller holds."""
     url = normalize_url(outcome.url)
     now = utc_now_iso()
-    f = m.fetch_state
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    values = {
+    values: dict[str, Any] = {
         "url": url,
         "last_status": outcome.status,
         "last_error": outcome.error,
         "last_attempt_at": now,
     }
-    ins = insert(f)
     if outcome.error is None:
+        kind = _NOT_MODIFIED if outcome.status == 304 else _SUCCESS
         values |= {
             "etag": outcome.etag,
             "last_modified": outcome.last_modified,
@@ -168,31 +193,11 @@ def record_in(conn: Connection, outcome: FetchOutcome) -> int:
             "failures": 0,
             "last_success_at": now,
         }
-        # A 304 may omit the validators: keep the ones that got it.
-        keep = ("etag", "last_modified") if outcome.status == 304 else ()
-        set_ = {
-            k: (func.coalesce(ins.excluded[k], f.c[k]) if k in keep else ins.excluded[k])
-            for k in ("etag", "last_modified", "last_status", "last_error", "failures")
-        }
-        set_ |= {
-            "feed_date": func.coalesce(ins.excluded.feed_date, f.c.feed_date),
-            "last_attempt_at": ins.excluded.last_attempt_at,
-            "last_success_at": ins.excluded.last_success_at,
-        }
     else:
+        kind = _FAILURE
         values["failures"] = 1
-        set_ = {
-            "last_status": ins.excluded.last_status,
-            "last_error": ins.excluded.last_error,
-            "last_attempt_at": ins.excluded.last_attempt_at,
-            "failures": f.c.failures + 1,
-        }
-    stmt = (
-        ins.values(**values)
-        .on_conflict_do_update(index_elements=[f.c.url], set_=set_)
-        .returning(f.c.failures)
-    )
-    failures = conn.execute(stmt).scalar_one()
+    stmt = upsert(conn.dialect.name, kind).returning(m.fetch_state.c.failures)
+    failures = conn.execute(stmt, values).scalar_one()
     if outcome.status == 304:
         a = m.articles
         conn.execute(update(a).where(a.c.url == url).values(last_seen_at=now))

@@ -315,6 +315,8 @@ def open_reader(url: str) -> Reader:
         engine = make_engine(url)
     except (NoSuchModuleError, ImportError) as exc:
         raise ArchiveUnreadable(f"cannot open {sa_url.render_as_string()}: {exc}") from None
+    except ValueError as exc:  # a database the archive does not run on
+        raise NotAnArchive(f"cannot open {sa_url.render_as_string()}: {exc}") from None
     if not is_sqlite or database.startswith("file:"):
         try:
             with engine.connect() as conn:

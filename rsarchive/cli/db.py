@@ -17,8 +17,6 @@ from rsarchive.cli import (
     database_url,
 )
 
-#: `rsarchive db check` found problems (sysexits EX_DATAERR); each is printed.
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser(

@@ -13,8 +13,6 @@ from typing import Any
 from rsarchive.cli import EXIT_DB, EXIT_NOINPUT, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
 from rsarchive.cli.db import existing_archive
 
-#: No archived article with that URL or id (the query commands use the same code).
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     history = sub.add_parser(

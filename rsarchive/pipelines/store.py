@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
@@ -24,6 +25,8 @@ from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
 from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class StorePipeline:
@@ -76,43 +79,35 @@ class StorePipeline:
             return item
         # The parsed tree is not needed past this point; let it go before the page waits.
         item.selector = None
-        try:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                result = self.writer.submit(self.archive.store_page, item, self.run_id).result()
-            else:
-                result = await loop.run_in_executor(
-                    self.writer, self.archive.store_page, item, self.run_id
-                )
-        except SQLAlchemyError as exc:
-            # The page's transaction was rolled back whole; the run goes on.
-            self.stats.inc_value("rsarchive/store_failed")
-            logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
-            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+        result = await self._on_writer(self.archive.store_page, item, self.run_id, url=item.url)
         self._count(result)
         return item
 
     async def _store_feed_page(self, item: FeedPage) -> FeedPage:
         assert self.archive is not None
-        store = self.archive.store_feed_page
-        try:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                result = self.writer.submit(store, item, self.run_id).result()
-            else:
-                result = await loop.run_in_executor(self.writer, store, item, self.run_id)
-        except SQLAlchemyError as exc:
-            self.stats.inc_value("rsarchive/store_failed")
-            logger.error("could not store %s: %s", item.url, exc.__class__.__name__, exc_info=exc)
-            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+        result = await self._on_writer(
+            self.archive.store_feed_page, item, self.run_id, url=item.url
+        )
         self.stats.inc_value("rsarchive/feed_pages_stored")
         self.stats.inc_value("rsarchive/teasers_seen", result.teasers_seen)
         self.stats.inc_value("rsarchive/teasers_new", result.teasers_new)
         if result.capture_new:
             self.stats.inc_value("rsarchive/captures_new")
         return item
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any, url: str) -> T:
+        """``fn(*args)`` on the writer thread; a database error drops the item of ``url``."""
+        try:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a Twisted reactor without asyncio: store in line
+                return self.writer.submit(fn, *args).result()
+            return await loop.run_in_executor(self.writer, fn, *args)
+        except SQLAlchemyError as exc:
+            # The page's transaction was rolled back whole; the run goes on.
+            self.stats.inc_value("rsarchive/store_failed")
+            logger.error("could not store %s: %s", url, exc.__class__.__name__, exc_info=exc)
+            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
 
     def fetch_outcome(self, outcome: FetchOutcome) -> None:
         """A 304 or a failed request: remember it for the next run (on the writer thread)."""

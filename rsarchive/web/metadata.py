@@ -317,8 +317,9 @@ select
   bm25(articles_fts, 10.0, 5.0, 1.0) as rank
 from articles_fts
 join articles a on a.id = articles_fts.rowid
--- an empty q (the page opened without a search) matches nothing instead of failing
-where articles_fts match coalesce(nullif(trim(:q), ''), '""')
+-- the search rules of `rsarchive search` (plugin.py); an empty q (the page opened without a
+-- search) matches nothing instead of failing
+where articles_fts match rs_fts_query(coalesce(nullif(trim(:q), ''), '""'))
 order by rank
 limit 100"""
 
@@ -360,7 +361,8 @@ QUERIES = {
     "search": {
         "title": "Search articles",
         "description": "Full-text search over title, subtitle and body, best matches first "
-        '(bm25; a title match weighs most). Words, "a phrase", OR, NOT and prefix* work.',
+        '(bm25; a title match weighs most). Words, "a phrase", OR, NOT and prefix* work; a word '
+        "with punctuation (U.S.-Iran, Blinken-Lavrov) is searched as the phrase of its parts.",
         "sql": SEARCH_SQL,
         "hide_sql": True,
     },

@@ -3,7 +3,9 @@
 Stored ``body_html`` is already sanitised when it is written; here it is sanitised again with the
 same nh3 allow-list before it reaches a page (defence in depth: an archive file may come from an
 older version or another tool). Every response carries a Content-Security-Policy that allows only
-Datasette's own static scripts and the few inline scripts its templates hold, by hash.
+Datasette's own static scripts and the few inline scripts its templates hold, by hash. The
+``search`` canned query reads its query with the search rules of ``rsarchive search``
+(``rs_fts_query``, a SQL function on every connection).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from pathlib import Path
@@ -23,10 +26,13 @@ import lxml.html
 import markupsafe
 from datasette import hookimpl
 
+from rsarchive.archive.queries import BadQuery, fts_query
 from rsarchive.extract.text import sanitize_html
 
 HTML_COLUMNS = frozenset({"body_html"})
 SNIPPET_COLUMN = "snippet"
+#: The SQL function turning what a user typed into an FTS5 query (``queries.fts_query``).
+FTS_QUERY_FUNCTION = "rs_fts_query"
 
 # Template variables that an inline script of Datasette's templates may hold, with every value
 # Datasette renders there: each rendering gets its own hash.
@@ -136,6 +142,31 @@ def render_cell(value: Any, column: str, table: str | None) -> markupsafe.Markup
     # Only in query results (table is None): the search canned query's snippet column.
     if table is None and column == SNIPPET_COLUMN and "<mark>" in value:
         return render_snippet(value)
+    return None
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    # BadQuery (an unbalanced quote, nothing to search for) fails the query: Datasette shows its
+    # error page (HTTP 400), with the reason from extra_template_vars below.
+    conn.create_function(FTS_QUERY_FUNCTION, 1, fts_query, deterministic=True)
+
+
+@hookimpl
+def extra_template_vars(template: str, request: Any) -> dict[str, str] | None:
+    """On the search page, why ``rs_fts_query`` refused the query (SQLite's own message for an
+    exception in a Python function says only that one was raised)."""
+    if request is None or not template.startswith("query") or "q" not in request.args:
+        return None
+    if not request.path.rstrip("/").endswith("/search"):
+        return None
+    q = request.args.get("q", "")
+    if not q.strip():
+        return None
+    try:
+        fts_query(q)
+    except BadQuery as exc:
+        return {"error": f"Search query: {exc}"}
     return None
 
 
