@@ -377,3 +377,57 @@ def test_an_answer_that_repeats_a_shown_post_or_leaves_the_site_is_replayed_as_c
     assert proc.returncode == 0, proc.stderr
     assert "1 pages and 1 load-more answers stored" in proc.stdout
     assert content_rows(fresh) == content_rows(db)
+
+
+def test_reparse_in_place_of_an_edited_page_replays_only_its_current_capture(site_server, tmp_path):
+    """In place, a same-parser reparse changes nothing: no old text or teaser order comes back."""
+    db, fresh = tmp_path / "a.db", tmp_path / "fresh.db"
+    seed_url = site_server.page_url("seed").rstrip("/")
+    crawl(site_server, db, "seed")
+    # The second crawl finds the page edited and its load-more answer reordered.
+    edit_seed(site_server, b"amicable in tone", b"frosty and guarded in tone")
+
+    def reverse(doc: dict) -> dict:
+        doc["posts_by_source"]["current_page"].reverse()
+        return doc
+
+    serve_feed_answer(site_server, 2, reverse)
+    second = crawl(site_server, db, "seed")
+    assert second.rows("SELECT count(*) FROM captures") == [(4,)]  # two pages, two answers
+    feed_teasers = "SELECT position, url FROM teasers WHERE position > 2 ORDER BY position"
+    reordered = second.rows(feed_teasers)
+    assert [url for _, url in reordered] == [
+        f"{site_server.url}/pentagon-munitions-multiyear-contracts",
+        f"{site_server.url}/saudi-israel-normalization",
+    ]
+    before = content_rows(db)
+    history = rsarchive("history", seed_url, "--db", str(db), "--json")
+    assert len(json.loads(history.stdout)["revisions"]) == 2
+
+    for _ in range(2):
+        proc = rsarchive("reparse", "--db", str(db))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("re-parsed 2 captures")
+        assert "0 new, 0 changed, 0 updated, 1 unchanged" in proc.stdout
+        assert content_rows(db) == before
+        again = rsarchive("history", seed_url, "--db", str(db), "--json")
+        assert again.stdout == history.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(feed_teasers).fetchall() == reordered
+        assert conn.execute("SELECT body_text FROM articles").fetchone()[0].count("frosty") == 1
+
+    # Into a fresh archive every capture is replayed: the history is rebuilt, both revisions.
+    proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 new, 1 changed" in proc.stdout
+    assert content_rows(fresh) == before
+
+    # Reverted: the first body is back (stored once, under its first fetch time); it is the
+    # current capture now, and a reparse in place still changes nothing.
+    del site_server.overrides[SEED_PATH]
+    third = crawl(site_server, db, "seed")
+    assert third.rows("SELECT count(*) FROM revisions") == [(3,)]
+    reverted = content_rows(db)
+    proc = rsarchive("reparse", "--db", str(db))
+    assert "0 new, 0 changed, 0 updated, 1 unchanged" in proc.stdout
+    assert content_rows(db) == reverted
