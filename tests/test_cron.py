@@ -459,9 +459,7 @@ def test_retry_after_header_values(header, seconds):
 
 def article_requests(site_server) -> list[str]:
     """The pages requested, less robots.txt and the load-more feed (requests of its own)."""
-    return [
-        p for p in site_server.requests if p != "/robots.txt" and not p.startswith("/res/")
-    ]
+    return [p for p in site_server.requests if p != "/robots.txt" and not p.startswith("/res/")]
 
 
 def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):
