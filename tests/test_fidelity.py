@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
@@ -247,11 +249,22 @@ def test_a_reparse_under_a_changed_parser_shows_in_history(
     assert len({r["capture_id"] for r in history["revisions"]}) == 1
 
 
-@pytest.mark.parametrize("since", ["nonsense", "2026-13-45"])
+@pytest.mark.parametrize("since", ["nonsense", "2026-13-45", "2026-13"])
 def test_reparse_rejects_a_bad_since_date(tmp_path, since):
     proc = rsarchive("reparse", "--db", str(tmp_path / "a.db"), "--since", since)
     assert proc.returncode == 64
-    assert "not a date" in proc.stderr
+    assert proc.stderr.startswith(f"rsarchive reparse: --since: bad date '{since}': use YYYY,")
+
+
+def test_reparse_without_the_database_driver_says_so_in_one_line(tmp_path):
+    if importlib.util.find_spec("MySQLdb"):
+        pytest.skip("a MySQL driver is installed here")
+    proc = rsarchive("reparse", "--db", "mysql://u:secret@h/db")
+    assert proc.returncode == 74
+    assert proc.stderr == (
+        "rsarchive reparse: cannot open the archive database mysql://u:***@h/db:"
+        " No module named 'MySQLdb'\n"
+    )
 
 
 def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
@@ -266,7 +279,9 @@ def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
     assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err
 
 
-def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, tmp_path, capsys):
+def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(
+    site_server, tmp_path, capsys, monkeypatch
+):
     db, one = tmp_path / "a.db", tmp_path / "one.db"
     crawl(site_server, db, "seed", "two-authors")
     capsys.readouterr()
@@ -279,6 +294,23 @@ def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, t
         assert conn.execute("SELECT max(position), count(*) FROM teasers").fetchall() == [(4, 5)]
     assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.startswith("re-parsed 0 captures")
+    # A year or a month, as the query commands take them.
+    assert main(["reparse", "--db", str(db), "--since", "2999"]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 0 captures")
+    assert main(["reparse", "--db", str(db), "--since", "2000-01"]) == 0
+    assert "2 pages and 2 load-more answers stored" in capsys.readouterr().out
+
+    # A path names a page of the site (RSARCHIVE_SITE_URL), as in `rsarchive show`.
+    monkeypatch.setenv("RSARCHIVE_SITE_URL", site_server.url)
+    path = urlsplit(seed_url).path
+    assert main(["reparse", "--db", str(db), "--url", path]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 2 captures")
+    # A page the archive never fetched: nothing to re-parse is an error, not a silent 0.
+    assert main(["reparse", "--db", str(db), "--url", "/2021/05/19/not-archived/"]) == 66
+    err = capsys.readouterr().err
+    missing = f"{site_server.url}/2021/05/19/not-archived"
+    assert err == f"rsarchive reparse: no capture of {missing} in the archive\n"
+    assert main(["reparse", "--db", str(db), "--url", path, "--since", "2999"]) == 66
 
 
 # -- load-more answers are captures too ----------------------------------------------------

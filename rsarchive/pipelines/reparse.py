@@ -36,6 +36,10 @@ from rsarchive.spiders import fix_encoding
 from rsarchive.urls import normalize_url
 
 
+class NoCaptures(LookupError):
+    """The archive holds no capture of the page asked for (``url``): nothing to replay."""
+
+
 class _OfflineCrawler:
     """What the split and clean steps read from a crawler: its settings and stats."""
 
@@ -190,6 +194,9 @@ def reparse(
     c = m.captures
     in_place = target is source
     ids = (_current_selection if in_place else _selection)(source, since, url)
+    if url and not ids:
+        when = f" fetched at or after {since}" if since else ""
+        raise NoCaptures(f"no capture of {normalize_url(url)}{when} in the archive")
 
     args = {"since": since, "url": url, "captures": len(ids)}
     result = ReparseResult(run_id=target.start_run("reparse", args))
