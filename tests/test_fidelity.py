@@ -463,3 +463,39 @@ def test_reparse_in_place_of_an_edited_page_replays_only_its_current_capture(sit
     proc = rsarchive("reparse", "--db", str(db))
     assert "0 new, 0 changed, 0 updated, 1 unchanged" in proc.stdout
     assert content_rows(db) == reverted
+
+
+def test_an_author_with_a_comma_in_the_name_stays_one_author_across_revisions(
+    site_server, tmp_path, capsys
+):
+    db = tmp_path / "a.db"
+    status, headers, body = site_server.site.respond(SEED_PATH, origin=site_server.url)
+    jr = body.replace(b"Anatol Lieven", b"Anatol Lieven, Jr.")
+    site_server.overrides[SEED_PATH] = (status, headers, jr)
+    crawl(site_server, db, "seed", "two-authors")
+    site_server.overrides[SEED_PATH] = (status, headers, jr.replace(b"amicable", b"frosty"))
+    second = crawl(site_server, db, "seed", "two-authors")
+    seed_url = site_server.page_url("seed").rstrip("/")
+    capsys.readouterr()
+
+    assert main(["history", seed_url, "--db", str(db), "--json"]) == 0
+    revisions = json.loads(capsys.readouterr().out)["revisions"]
+    assert [r["authors"] for r in revisions] == [["Anatol Lieven, Jr."]] * 2
+    assert revisions[1]["changes"] == ["body: ±0 words, -2 chars"]  # no "authors" change
+    # Stored as a JSON list of names.
+    assert second.rows(
+        "SELECT DISTINCT r.authors FROM revisions r JOIN articles a ON a.id = r.article_id"
+        " WHERE a.url = ?",
+        seed_url,
+    ) == [('["Anatol Lieven, Jr."]',)]
+
+    # An archive written before keeps its joined bylines: they read as the names they were.
+    two = site_server.page_url("two-authors").rstrip("/")
+    (names,) = second.rows("SELECT authors FROM revisions WHERE capture_id IN"
+                           " (SELECT id FROM captures WHERE url = ?)", two)[0]  # fmt: skip
+    names = json.loads(names)
+    assert len(names) == 2
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE revisions SET authors = ?", (", ".join(names),))
+    assert main(["history", two, "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["revisions"][0]["authors"] == names
