@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -216,7 +217,7 @@ def test_new_page_stores_article_lists_capture_teasers_and_first_revision(archiv
     assert revision["content_hash"] == row["content_hash"]
     assert revision["capture_id"] == result.capture_id
     assert revision["captured_at"] == page.fetched_at
-    assert revision["authors"] == "Ann Writer, Bob Scribe"
+    assert json.loads(revision["authors"]) == ["Ann Writer", "Bob Scribe"]
 
 
 def test_restoring_the_same_page_changes_nothing_but_last_seen_at(archive, clock):

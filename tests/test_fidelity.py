@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
@@ -247,11 +249,22 @@ def test_a_reparse_under_a_changed_parser_shows_in_history(
     assert len({r["capture_id"] for r in history["revisions"]}) == 1
 
 
-@pytest.mark.parametrize("since", ["nonsense", "2026-13-45"])
+@pytest.mark.parametrize("since", ["nonsense", "2026-13-45", "2026-13"])
 def test_reparse_rejects_a_bad_since_date(tmp_path, since):
     proc = rsarchive("reparse", "--db", str(tmp_path / "a.db"), "--since", since)
     assert proc.returncode == 64
-    assert "not a date" in proc.stderr
+    assert proc.stderr.startswith(f"rsarchive reparse: --since: bad date '{since}': use YYYY,")
+
+
+def test_reparse_without_the_database_driver_says_so_in_one_line(tmp_path):
+    if importlib.util.find_spec("MySQLdb"):
+        pytest.skip("a MySQL driver is installed here")
+    proc = rsarchive("reparse", "--db", "mysql://u:secret@h/db")
+    assert proc.returncode == 74
+    assert proc.stderr == (
+        "rsarchive reparse: cannot open the archive database mysql://u:***@h/db:"
+        " No module named 'MySQLdb'\n"
+    )
 
 
 def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
@@ -266,7 +279,9 @@ def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
     assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err
 
 
-def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, tmp_path, capsys):
+def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(
+    site_server, tmp_path, capsys, monkeypatch
+):
     db, one = tmp_path / "a.db", tmp_path / "one.db"
     crawl(site_server, db, "seed", "two-authors")
     capsys.readouterr()
@@ -279,6 +294,23 @@ def test_reparse_can_be_narrowed_to_one_url_or_to_recent_captures(site_server, t
         assert conn.execute("SELECT max(position), count(*) FROM teasers").fetchall() == [(4, 5)]
     assert main(["reparse", "--db", str(db), "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.startswith("re-parsed 0 captures")
+    # A year or a month, as the query commands take them.
+    assert main(["reparse", "--db", str(db), "--since", "2999"]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 0 captures")
+    assert main(["reparse", "--db", str(db), "--since", "2000-01"]) == 0
+    assert "2 pages and 2 load-more answers stored" in capsys.readouterr().out
+
+    # A path names a page of the site (RSARCHIVE_SITE_URL), as in `rsarchive show`.
+    monkeypatch.setenv("RSARCHIVE_SITE_URL", site_server.url)
+    path = urlsplit(seed_url).path
+    assert main(["reparse", "--db", str(db), "--url", path]) == 0
+    assert capsys.readouterr().out.startswith("re-parsed 2 captures")
+    # A page the archive never fetched: nothing to re-parse is an error, not a silent 0.
+    assert main(["reparse", "--db", str(db), "--url", "/2021/05/19/not-archived/"]) == 66
+    err = capsys.readouterr().err
+    missing = f"{site_server.url}/2021/05/19/not-archived"
+    assert err == f"rsarchive reparse: no capture of {missing} in the archive\n"
+    assert main(["reparse", "--db", str(db), "--url", path, "--since", "2999"]) == 66
 
 
 # -- load-more answers are captures too ----------------------------------------------------
@@ -377,3 +409,93 @@ def test_an_answer_that_repeats_a_shown_post_or_leaves_the_site_is_replayed_as_c
     assert proc.returncode == 0, proc.stderr
     assert "1 pages and 1 load-more answers stored" in proc.stdout
     assert content_rows(fresh) == content_rows(db)
+
+
+def test_reparse_in_place_of_an_edited_page_replays_only_its_current_capture(site_server, tmp_path):
+    """In place, a same-parser reparse changes nothing: no old text or teaser order comes back."""
+    db, fresh = tmp_path / "a.db", tmp_path / "fresh.db"
+    seed_url = site_server.page_url("seed").rstrip("/")
+    crawl(site_server, db, "seed")
+    # The second crawl finds the page edited and its load-more answer reordered.
+    edit_seed(site_server, b"amicable in tone", b"frosty and guarded in tone")
+
+    def reverse(doc: dict) -> dict:
+        doc["posts_by_source"]["current_page"].reverse()
+        return doc
+
+    serve_feed_answer(site_server, 2, reverse)
+    second = crawl(site_server, db, "seed")
+    assert second.rows("SELECT count(*) FROM captures") == [(4,)]  # two pages, two answers
+    feed_teasers = "SELECT position, url FROM teasers WHERE position > 2 ORDER BY position"
+    reordered = second.rows(feed_teasers)
+    assert [url for _, url in reordered] == [
+        f"{site_server.url}/pentagon-munitions-multiyear-contracts",
+        f"{site_server.url}/saudi-israel-normalization",
+    ]
+    before = content_rows(db)
+    history = rsarchive("history", seed_url, "--db", str(db), "--json")
+    assert len(json.loads(history.stdout)["revisions"]) == 2
+
+    for _ in range(2):
+        proc = rsarchive("reparse", "--db", str(db))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("re-parsed 2 captures")
+        assert "0 new, 0 changed, 0 updated, 1 unchanged" in proc.stdout
+        assert content_rows(db) == before
+        again = rsarchive("history", seed_url, "--db", str(db), "--json")
+        assert again.stdout == history.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(feed_teasers).fetchall() == reordered
+        assert conn.execute("SELECT body_text FROM articles").fetchone()[0].count("frosty") == 1
+
+    # Into a fresh archive every capture is replayed: the history is rebuilt, both revisions.
+    proc = rsarchive("reparse", "--db", str(db), "--into", str(fresh))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 new, 1 changed" in proc.stdout
+    assert content_rows(fresh) == before
+
+    # Reverted: the first body is back (stored once, under its first fetch time); it is the
+    # current capture now, and a reparse in place still changes nothing.
+    del site_server.overrides[SEED_PATH]
+    third = crawl(site_server, db, "seed")
+    assert third.rows("SELECT count(*) FROM revisions") == [(3,)]
+    reverted = content_rows(db)
+    proc = rsarchive("reparse", "--db", str(db))
+    assert "0 new, 0 changed, 0 updated, 1 unchanged" in proc.stdout
+    assert content_rows(db) == reverted
+
+
+def test_an_author_with_a_comma_in_the_name_stays_one_author_across_revisions(
+    site_server, tmp_path, capsys
+):
+    db = tmp_path / "a.db"
+    status, headers, body = site_server.site.respond(SEED_PATH, origin=site_server.url)
+    jr = body.replace(b"Anatol Lieven", b"Anatol Lieven, Jr.")
+    site_server.overrides[SEED_PATH] = (status, headers, jr)
+    crawl(site_server, db, "seed", "two-authors")
+    site_server.overrides[SEED_PATH] = (status, headers, jr.replace(b"amicable", b"frosty"))
+    second = crawl(site_server, db, "seed", "two-authors")
+    seed_url = site_server.page_url("seed").rstrip("/")
+    capsys.readouterr()
+
+    assert main(["history", seed_url, "--db", str(db), "--json"]) == 0
+    revisions = json.loads(capsys.readouterr().out)["revisions"]
+    assert [r["authors"] for r in revisions] == [["Anatol Lieven, Jr."]] * 2
+    assert revisions[1]["changes"] == ["body: ±0 words, -2 chars"]  # no "authors" change
+    # Stored as a JSON list of names.
+    assert second.rows(
+        "SELECT DISTINCT r.authors FROM revisions r JOIN articles a ON a.id = r.article_id"
+        " WHERE a.url = ?",
+        seed_url,
+    ) == [('["Anatol Lieven, Jr."]',)]
+
+    # An archive written before keeps its joined bylines: they read as the names they were.
+    two = site_server.page_url("two-authors").rstrip("/")
+    (names,) = second.rows("SELECT authors FROM revisions WHERE capture_id IN"
+                           " (SELECT id FROM captures WHERE url = ?)", two)[0]  # fmt: skip
+    names = json.loads(names)
+    assert len(names) == 2
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE revisions SET authors = ?", (", ".join(names),))
+    assert main(["history", two, "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["revisions"][0]["authors"] == names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +87,21 @@ def article_versions(conn: Connection, article_id: int) -> list[Version]:
             title=row.title,
             subtitle=row.subtitle,
             body_text=row.body_text or "",
-            authors=[n.strip() for n in (row.authors or "").split(", ") if n.strip()],
+            authors=revision_authors(row.authors),
             capture_id=row.capture_id,
         )
         for i, row in enumerate(rows, start=1)
     ]
+
+
+def revision_authors(text: str | None) -> list[str]:
+    """The byline stored with a revision: a JSON list of names, or, in archives written before
+    it was one, the names joined with ", " (where "X, Jr." cannot be told from two names)."""
+    if text and text.startswith("["):
+        try:
+            names = json.loads(text)
+        except ValueError:
+            names = None
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return names
+    return [n.strip() for n in (text or "").split(", ") if n.strip()]

@@ -732,7 +732,9 @@ class Archive:
                 "subtitle": article.subtitle,
                 "body_text": article.body_text,
                 "body_html": article.body_html,
-                "authors": ", ".join(a.name for a in authors),
+                # A JSON list: a name may hold ", " itself ("X, Jr."), a joined string could not
+                # be split back into the same names.
+                "authors": _to_json([a.name for a in authors]),
                 "capture_id": capture_id,
                 "parser_version": values["parser_version"],
             },

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from rsarchive.cli import (
     EXIT_CONFIG,
     EXIT_DB,
     EXIT_FAILURES,
+    EXIT_NOINPUT,
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
@@ -27,9 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "into another one.",
     )
     add_db_argument(cmd)
-    cmd.add_argument("--since", metavar="DATE", help="only captures fetched at or after DATE")
     cmd.add_argument(
-        "--url", help="only the captures of this URL (and the load-more answers of its feed)"
+        "--since",
+        metavar="DATE",
+        help="only captures fetched at or after DATE (YYYY, YYYY-MM, YYYY-MM-DD or ISO 8601)",
+    )
+    cmd.add_argument(
+        "--url",
+        help="only the captures of this URL or path on the site (and the load-more answers of "
+        "its feed)",
     )
     cmd.add_argument(
         "--into", metavar="PATH|URL", help="write into this archive instead (created if new)"
@@ -37,43 +43,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.set_defaults(func=cmd_reparse)
 
 
-def _since(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(
-            f"--since {value}: not a date (2026-11-25 or 2026-11-25T14:00:00Z)", EXIT_USAGE
-        ) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def cmd_reparse(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
     from rsarchive.archive import Archive
+    from rsarchive.archive.queries import BadDate, date_bound
     from rsarchive.archive.store import MissingCodec
     from rsarchive.cli.db import existing_archive
-    from rsarchive.pipelines.reparse import reparse
+    from rsarchive.cli.query import site_url
+    from rsarchive.pipelines.reparse import NoCaptures, reparse
+    from rsarchive.urls import normalize_url
 
-    since = _since(args.since)
+    try:
+        since = date_bound(args.since) if args.since else None
+    except BadDate as exc:
+        raise CommandError(f"--since: {exc}", EXIT_USAGE) from None
+    # A path (/2021/05/19/slug/) names a page of the site, as in `rsarchive show`.
+    url = normalize_url(args.url, site_url().rstrip("/") + "/") if args.url else None
     source_url = existing_archive(args.db)
     target_url = database_url(args.into) if args.into else source_url
+    opening = source_url
     try:
         with Archive(source_url) as source:
             if target_url == source_url:
-                result = reparse(source, source, since=since, url=args.url)
+                result = reparse(source, source, since=since, url=url)
             else:
+                opening = target_url
                 with Archive(target_url) as target:
-                    result = reparse(source, target, since=since, url=args.url)
+                    result = reparse(source, target, since=since, url=url)
+    except (NoSuchModuleError, ImportError) as exc:  # no driver for this database installed
+        where = make_url(opening).render_as_string()
+        raise CommandError(f"cannot open the archive database {where}: {exc}", EXIT_DB) from None
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
     except MissingCodec as exc:
         raise CommandError(str(exc), EXIT_CONFIG) from exc
+    except NoCaptures as exc:
+        raise CommandError(str(exc), EXIT_NOINPUT) from None
     arts = result.articles
     print(
         f"re-parsed {result.captures} captures (run {result.run_id}): "

@@ -4,9 +4,9 @@ The pages come out of ``captures`` (decompressed, the bytes as received), become
 ``Page`` items the spider yields, and go through ``SplitPipeline``, ``CleanPipeline`` and
 ``Archive.store_page`` (what ``StorePipeline`` calls): no network, no Scrapy engine. Load-more
 answers become the spider's ``FeedPage`` items (``parse_load_more``, ``keep_feed_teasers``) and go
-to ``Archive.store_feed_page``. Captures are replayed in fetch order (an answer after the page
-whose feed it continues), so teasers link to their targets and keep their positions as they did
-in the crawl.
+to ``Archive.store_feed_page``. Into another archive every capture is replayed in fetch order (an
+answer after the page whose feed it continues), so teasers link to their targets and keep their
+positions as they did in the crawl; in place, only each URL's current capture.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from scrapy.http import TextResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.settings import Settings
 from scrapy.statscollectors import StatsCollector
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from rsarchive.archive import Archive
 from rsarchive.archive import models as m
@@ -34,6 +34,10 @@ from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
 from rsarchive.pipelines.split import SplitPipeline
 from rsarchive.spiders import fix_encoding
 from rsarchive.urls import normalize_url
+
+
+class NoCaptures(LookupError):
+    """The archive holds no capture of the page asked for (``url``): nothing to replay."""
 
 
 class _OfflineCrawler:
@@ -101,6 +105,21 @@ def feed_page_from_capture(capture: Any, body: bytes) -> FeedPage:
     )
 
 
+def _feeds_of(source: Archive, url: str) -> set[str]:
+    """The ``feed_page_url`` keys of the page at ``url``: its own URL and, as its load-more
+    answers are keyed by the page's article (its canonical URL), the articles read from it."""
+    c = m.captures
+    key = normalize_url(url)
+    articles = (
+        select(m.articles.c.url)
+        .join(m.revisions, m.revisions.c.article_id == m.articles.c.id)
+        .join(c, c.c.id == m.revisions.c.capture_id)
+        .where(c.c.url == key)
+    )
+    with source.reader() as conn:
+        return {key, *conn.scalars(articles)}
+
+
 def _selection(source: Archive, since: str | None, url: str | None) -> list[int]:
     """Capture ids to replay, in fetch order; for ``url``, its pages and their feeds' answers."""
     c = m.captures
@@ -108,20 +127,53 @@ def _selection(source: Archive, since: str | None, url: str | None) -> list[int]
     if since:
         query = query.where(c.c.fetched_at >= since)
     if url:
-        key = normalize_url(url)
-        # The feed of a page is keyed by the page's article (its canonical URL), which may
-        # differ from the URL it was fetched under.
-        articles = (
-            select(m.articles.c.url)
-            .join(m.revisions, m.revisions.c.article_id == m.articles.c.id)
-            .join(c, c.c.id == m.revisions.c.capture_id)
-            .where(c.c.url == key)
+        feeds = _feeds_of(source, url)
+        query = query.where(
+            or_(c.c.url == normalize_url(url), c.c.feed_page_url.in_(sorted(feeds)))
         )
-        with source.reader() as conn:
-            feeds = {key, *conn.scalars(articles)}
-        query = query.where(or_(c.c.url == key, c.c.feed_page_url.in_(sorted(feeds))))
     with source.reader() as conn:
         return list(conn.scalars(query))
+
+
+def _current_selection(source: Archive, since: str | None, url: str | None) -> list[int]:
+    """Capture ids to replay in place: per URL, only the capture that is its current state.
+
+    Replaying every capture in place would play the archive's history again over its present:
+    an edited page's older capture brings the old text back (a revision that never happened),
+    the newer one then a second, and an older load-more answer moves teasers back to old
+    positions. So each page URL gives its current capture: the newest, unless an older one
+    (the same body, stored once) was seen again later, which the revision read from it records
+    (a page edited, then reverted). Each load-more answer URL (one page of one feed) gives its
+    newest answer. Pages come first, then the answers that continue their feeds.
+    """
+    c, r = m.captures, m.revisions
+    seen_again = (
+        select(r.c.capture_id, func.max(r.c.captured_at).label("at"))
+        .where(r.c.capture_id.is_not(None))
+        .group_by(r.c.capture_id)
+        .subquery()
+    )
+    query = select(c.c.id, c.c.url, c.c.fetched_at, c.c.feed_page_url, seen_again.c.at).outerjoin(
+        seen_again, seen_again.c.capture_id == c.c.id
+    )
+    if url:
+        feeds = _feeds_of(source, url)
+        query = query.where(
+            or_(c.c.url == normalize_url(url), c.c.feed_page_url.in_(sorted(feeds)))
+        )
+    current: dict[tuple[bool, str], tuple[str, str, int]] = {}
+    with source.reader() as conn:
+        for row in conn.execute(query):
+            at = max(row.fetched_at, row.at or "")
+            key = (row.feed_page_url is not None, row.url)
+            if key not in current or (at, row.fetched_at, row.id) > current[key]:
+                current[key] = (at, row.fetched_at, row.id)
+    chosen = sorted(
+        (is_answer, at, capture_id)
+        for (is_answer, _), (at, _, capture_id) in current.items()
+        if not since or at >= since
+    )
+    return [capture_id for _, _, capture_id in chosen]
 
 
 def reparse(
@@ -134,11 +186,17 @@ def reparse(
 ) -> ReparseResult:
     """Re-parse ``source``'s captures (fetched at or after ``since``; of ``url``) into ``target``.
 
-    ``target`` may be ``source`` itself: an unchanged parser then changes nothing but
-    ``last_seen_at``; a parser whose output differs adds revisions (with its version).
+    Into another archive every capture is replayed in fetch order: the history is rebuilt.
+    ``target`` may be ``source`` itself: then only each URL's current capture is replayed (see
+    ``_current_selection``), so an unchanged parser changes nothing but ``last_seen_at`` and a
+    parser whose output differs adds one revision (with its version) per changed article.
     """
     c = m.captures
-    ids = _selection(source, since, url)
+    in_place = target is source
+    ids = (_current_selection if in_place else _selection)(source, since, url)
+    if url and not ids:
+        when = f" fetched at or after {since}" if since else ""
+        raise NoCaptures(f"no capture of {normalize_url(url)}{when} in the archive")
 
     args = {"since": since, "url": url, "captures": len(ids)}
     result = ReparseResult(run_id=target.start_run("reparse", args))
@@ -153,7 +211,7 @@ def reparse(
             body = decompress_body(row.body, row.compression)
             # Into another archive: the times are those of the captures (a faithful rebuild).
             # In place: the archive is re-read now, and what changes now is dated now.
-            seen_at = row.fetched_at if target is not source else None
+            seen_at = None if in_place else row.fetched_at
             if row.feed_page_url is not None:
                 result.captures += 1
                 try:

@@ -158,7 +158,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "subtitle": "Dek of this version",
             "body_text": "Body of this version as plain text",
             "body_html": "Body of this version as sanitised HTML; shown here sanitised once more",
-            "authors": 'Byline of this version, names joined with ", "',
+            "authors": "Byline of this version as a JSON array of names (in archives written "
+            'older archives: the names joined with ", ")',
             "capture_id": "The raw response it came from (captures.id)",
             "parser_version": "Version of the extractor that read this version from the page",
         },
