@@ -71,6 +71,9 @@ def _fts(engine: Engine) -> list[str]:
     return problems
 
 
+#: Seconds the full-text index check waits for a writer (a crawl storing a page) to finish.
+FTS_CHECK_BUSY_TIMEOUT = 30.0
+
 # SQLite result codes that mean "could not run the check", not "the index is wrong".
 _NOT_CHECKED = {
     sqlite3.SQLITE_BUSY,
@@ -93,7 +96,9 @@ def _fts_matches(path: Path) -> str | None:
     """
     uri = f"file:{quote(str(path.absolute()))}?mode=rw"
     try:
-        with closing(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)) as conn:
+        with closing(
+            sqlite3.connect(uri, uri=True, timeout=FTS_CHECK_BUSY_TIMEOUT, isolation_level=None)
+        ) as conn:
             # IMMEDIATE: waits (busy timeout) for a crawl's page transaction to end; a
             # deferred BEGIN would fail at once when FTS5, having read, asks for the lock.
             conn.execute("BEGIN IMMEDIATE")

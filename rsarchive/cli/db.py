@@ -55,23 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def existing_archive(value: str | None) -> str:
-    """The URL for ``--db``; a SQLite file that does not exist is an error (74), not created.
+    """The URL for ``--db`` of a command that writes to an existing archive (``reparse``).
 
-    For commands that write to an existing archive; the ones that only read open it with
-    ``queries.open_archive`` (read-only, and it tells what is not an archive).
+    Checked with the probe every reading command uses (``queries.open_archive``, read-only):
+    a missing file is an error (74), not created; a file that is not an archive, or an empty
+    database, is refused (78) before anything writes an archive schema into it.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from rsarchive.archive.engine import sqlite_file
+    from rsarchive.archive.queries import open_archive
 
     url = database_url(value)
-    try:
-        path = sqlite_file(make_url(url))
-    except ArgumentError as exc:
-        raise CommandError(f"not a database URL: {_shown(url)}", EXIT_CONFIG) from exc
-    if path is not None and not path.exists():
-        raise CommandError(f"no archive database at {path}", EXIT_DB)
+    with read_errors():
+        open_archive(url).dispose()
     return url
 
 

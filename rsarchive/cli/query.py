@@ -229,12 +229,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 @reads_archive
 def cmd_search(args: argparse.Namespace, reader: Any) -> int:
     rows = reader.search(args.query, args.filters, limit=args.limit, offset=args.offset)
+    if not rows:  # stdout stays empty (no JSON Lines): a script still parses it
+        print("no matches", file=sys.stderr)
+        return EXIT_OK
     if args.json:
         mark = highlighter(machine=True)
         print_jsonl({**r, "snippet": mark(r["snippet"])} for r in rows)
-        return EXIT_OK
-    if not rows:
-        print("no matches", file=sys.stderr)
         return EXIT_OK
     mark = highlighter()
     wrap = wrap_width() - 5
