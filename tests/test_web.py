@@ -93,10 +93,10 @@ def test_serve_without_datasette_says_how_to_install(tmp_path, monkeypatch, caps
 @pytest.mark.parametrize(
     ("db", "code", "message"),
     [
-        ("missing.db", EXIT_DB, "no archive at"),
+        ("missing.db", EXIT_DB, "no archive database at"),
         ("postgresql://u@localhost/rs", EXIT_CONFIG, "SQLite files only, not postgresql"),
         ("sqlite://", EXIT_CONFIG, "in-memory database cannot be served"),
-        ("notes.txt", EXIT_CONFIG, "is not a SQLite database"),
+        ("notes.txt", EXIT_CONFIG, "is not an rsarchive archive (not a SQLite file)"),
         ("other.db", EXIT_CONFIG, "is not an rsarchive archive"),
     ],
 )

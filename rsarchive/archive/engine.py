@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from .models import FTS_DDL, metadata
@@ -27,6 +28,44 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
+# A reader leaves the file's journal mode alone (WAL or not is the writer's choice).
+_SQLITE_READ_ONLY_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA query_only=ON",
+)
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file behind a SQLite URL (a path or a ``file:`` URI), else None (another database,
+    or an in-memory one)."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        return None
+    database = sa_url.database or ""
+    if database.startswith("file:"):
+        if sa_url.query.get("mode") == "memory" or "mode=memory" in database:
+            return None
+        # A URI filename: percent-encoded, maybe with its own query string.
+        database = unquote(database[len("file:") :].split("?", 1)[0])
+        if database.startswith("//localhost/"):
+            database = database[len("//localhost") :]
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser()
+
+
+def sqlite_url(path: str | Path, *, read_only: bool = False) -> str:
+    """The SQLAlchemy URL of a SQLite file; ``read_only``: opened with ``mode=ro``."""
+    absolute = str(Path(path).expanduser().absolute())
+    if read_only:
+        # A URI filename: SQLite decodes %XX in it, so quote the path (keeps '%', '?', '#').
+        ro = URL.create(
+            "sqlite", database=f"file:{quote(absolute)}", query={"mode": "ro", "uri": "true"}
+        )
+        return ro.render_as_string()
+    # make_url decodes %XX in the database part: quote it so "c%20d.db" stays that file.
+    return f"sqlite:///{quote(absolute)}"
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
@@ -41,6 +80,22 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
         cursor.close()
 
 
+def _sqlite_on_connect_read_only(
+    dbapi_connection: Any, connection_record: ConnectionPoolEntry
+) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_READ_ONLY_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin_read_only(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def _sqlite_on_begin(conn: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a writer that began as a reader and upgrades later
     # can fail with SQLITE_BUSY at once, whatever busy_timeout says.
@@ -50,10 +105,14 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url`` (a SQLite or PostgreSQL SQLAlchemy URL), set up for the archive.
 
     Raises ``ValueError`` for another database, before connecting to it.
+
+    ``read_only``: for commands that only read. A SQLite file is opened with ``mode=ro`` and
+    ``query_only``; nothing is created, the journal mode is left as it is, and transactions
+    are a plain ``BEGIN`` (never the write lock). Other databases are opened as they are.
 
     SQLite: the file's directory is created, every connection gets WAL, ``synchronous=NORMAL``,
     foreign keys and a 30 s busy timeout, and transactions are real (``BEGIN IMMEDIATE`` for
@@ -68,6 +127,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Before connecting: another database would get PostgreSQL's upsert syntax, or none.
         raise ValueError(f"the archive supports SQLite and PostgreSQL databases, not {backend}")
     is_sqlite = backend == "sqlite"
+    if is_sqlite and read_only:
+        path = sqlite_file(sa_url)
+        if path is not None:
+            sa_url = make_url(sqlite_url(path, read_only=True)).set(drivername=sa_url.drivername)
+        kwargs["connect_args"] = {"check_same_thread": False, **kwargs.get("connect_args", {})}
+        if path is None:
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = create_engine(sa_url, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect_read_only)
+        event.listen(engine, "begin", _sqlite_on_begin_read_only)
+        return engine
     if is_sqlite:
         database = sa_url.database
         private_memory = not database or database == ":memory:"

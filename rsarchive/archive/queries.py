@@ -1,8 +1,9 @@
 """Reading the archive: full-text search, listings, one article, teasers, stats and exports.
 
 Everything here is SQLAlchemy Core with bound parameters: a user's search words, names and
-dates are values, never SQL. ``open_reader`` is the one way in; it never creates a database or
-a table, and tells a missing file, an unreadable one and a file that is not an archive apart.
+dates are values, never SQL. ``open_reader`` (``open_archive`` and the schema check) is the one
+way in; it never creates or changes a database, and tells a missing file, an unreadable one and
+a file that is not an archive apart.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import Path
 from typing import Any, Self
-from urllib.parse import quote
 
 from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
@@ -37,7 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from . import models as m
-from .engine import READ_ONLY, make_engine
+from .engine import READ_ONLY, make_engine, sqlite_file
+from .revisions import Version, article_versions
 from .schema import check_schema
 
 # Tables without which a database is not an rsarchive archive (newer schemas add more).
@@ -80,6 +80,14 @@ class ArchiveUnreadable(ReadError):
 
 class NotAnArchive(ReadError):
     """The database opens but is not an rsarchive archive."""
+
+
+class EmptyDatabase(NotAnArchive):
+    """The database opens but has no table at all (``db upgrade`` may create an archive)."""
+
+
+class MissingDriver(ReadError):
+    """The URL names a database whose driver is not installed (a configuration problem)."""
 
 
 class BadQuery(ReadError):
@@ -259,77 +267,68 @@ def _toggle_www(url: str) -> str:
 # -- opening -------------------------------------------------------------------------------------
 
 
-def _probe_sqlite_file(path: Path) -> None:
-    """Check a SQLite file read-only, before an engine (which sets WAL mode) touches it."""
-    path = path.absolute()
-    if not path.exists():
-        raise ArchiveMissing(f"no archive database at {path}")
-    if path.is_dir():
-        raise ArchiveUnreadable(f"cannot open the archive database {path}: it is a directory")
-    try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise ArchiveUnreadable(f"cannot open the archive database {path}: {exc}") from None
-    try:
-        names = {
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        }
-    except sqlite3.DatabaseError as exc:
-        if "not a database" in str(exc):
-            raise NotAnArchive(f"{path} is not an rsarchive archive (not a SQLite file)") from None
-        raise ArchiveUnreadable(f"cannot read the archive database {path}: {exc}") from None
-    finally:
-        conn.close()
-    missing = [t for t in (*ARCHIVE_TABLES, FTS_TABLE) if t not in names]
-    if missing:
-        why = (
-            "an empty SQLite database"
-            if not names
-            else f"a SQLite database without the {', '.join(missing)} "
-            f"table{'s' if len(missing) > 1 else ''}"
-        )
-        raise NotAnArchive(f"{path} is not an rsarchive archive ({why})")
+def open_archive(url: str) -> Engine:
+    """A read-only engine (``make_engine(url, read_only=True)``) on the archive at ``url``.
 
-
-def open_reader(url: str) -> Reader:
-    """Open the archive at ``url`` (any SQLAlchemy URL) for reading.
-
-    Never creates a file, a directory or a table. Raises ``ArchiveMissing`` (no such file),
-    ``ArchiveUnreadable`` (cannot be opened or read) or ``NotAnArchive`` (opens, but it is not
-    an rsarchive archive: another SQLite file, a text file) or ``SchemaError`` (its schema
-    is older or newer than this code). Every query command opens the archive here.
+    The one probe every command that reads uses: never creates a file, a directory or a
+    table, and never changes the file (not even its journal mode). Raises ``ArchiveMissing``
+    (no such file), ``ArchiveUnreadable`` (cannot be opened or read), ``MissingDriver`` (no
+    driver installed for the URL), ``EmptyDatabase`` (a database without any table) or
+    ``NotAnArchive`` (another program's database, a text file). The schema version is not
+    checked here: ``open_reader`` does that.
     """
     try:
         sa_url = make_url(url)
     except ArgumentError:
         raise ArchiveUnreadable(f"not a database URL: {url}") from None
     is_sqlite = sa_url.get_backend_name() == "sqlite"
+    where = sa_url.render_as_string(hide_password=True)
     if is_sqlite:
-        database = sa_url.database or ""
-        if not database or database == ":memory:" or "mode=memory" in database:
+        path = sqlite_file(sa_url)
+        if path is None:
             raise NotAnArchive("an in-memory database is empty, not an archive")
-        if not database.startswith("file:"):
-            _probe_sqlite_file(Path(database))
+        path = path.absolute()
+        where = str(path)
+        if not path.exists():
+            raise ArchiveMissing(f"no archive database at {path}")
+        if path.is_dir():
+            raise ArchiveUnreadable(f"cannot open the archive database {path}: it is a directory")
     try:
-        engine = make_engine(url)
+        engine = make_engine(url, read_only=True)
     except (NoSuchModuleError, ImportError) as exc:
-        raise ArchiveUnreadable(f"cannot open {sa_url.render_as_string()}: {exc}") from None
+        raise MissingDriver(f"cannot open {where}: {exc}") from None
     except ValueError as exc:  # a database the archive does not run on
-        raise NotAnArchive(f"cannot open {sa_url.render_as_string()}: {exc}") from None
-    if not is_sqlite or database.startswith("file:"):
-        try:
-            with engine.connect() as conn:
-                have = inspect(conn).get_table_names()
-        except DBAPIError as exc:
-            engine.dispose()
-            raise ArchiveUnreadable(
-                f"cannot open the archive database {sa_url.render_as_string()}: {exc.orig}"
-            ) from None
-        missing = [t for t in ARCHIVE_TABLES if t not in have]
-        if missing:
-            engine.dispose()
-            raise NotAnArchive(f"{sa_url.render_as_string()} is not an rsarchive archive")
+        raise NotAnArchive(f"cannot open {where}: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            have = set(inspect(conn).get_table_names())
+    except DBAPIError as exc:
+        engine.dispose()
+        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise NotAnArchive(f"{where} is not an rsarchive archive (not a SQLite file)") from None
+        raise ArchiveUnreadable(f"cannot open the archive database {where}: {exc.orig}") from None
+    kind = "SQLite database" if is_sqlite else "database"
+    if not have:
+        engine.dispose()
+        raise EmptyDatabase(f"{where} is not an rsarchive archive (an empty {kind})")
+    # The full-text index is SQLite's only (PostgreSQL archives have none).
+    missing = [t for t in (*ARCHIVE_TABLES, *([FTS_TABLE] if is_sqlite else [])) if t not in have]
+    if missing:
+        engine.dispose()
+        raise NotAnArchive(
+            f"{where} is not an rsarchive archive (a {kind} without the {', '.join(missing)} "
+            f"table{'s' if len(missing) > 1 else ''})"
+        )
+    return engine
+
+
+def open_reader(url: str) -> Reader:
+    """Open the archive at ``url`` (any SQLAlchemy URL) for reading.
+
+    ``open_archive``, then the schema check: raises what it raises, or ``SchemaError`` (the
+    schema is older or newer than this code). Every query command opens the archive here.
+    """
+    engine = open_archive(url)
     try:
         check_schema(engine)  # SchemaError: older or newer than this code; exit 78 with the fix
     except BaseException:
@@ -623,6 +622,17 @@ class Reader:
             )
             art["teased_by"] = [dict(r) for r in conn.execute(teased_by).mappings()]
         return art
+
+    def history(self, article_id: int) -> tuple[dict[str, Any], list[Version]]:
+        """An article's summary (id, url, title, parser_version, changed_at, removed_at) and
+        every stored revision of it, oldest first."""
+        a = m.articles
+        cols = (a.c.id, a.c.url, a.c.title, a.c.parser_version, a.c.changed_at, a.c.removed_at)
+        with self._reader.connect() as conn:
+            row = conn.execute(select(*cols).where(a.c.id == article_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no archived article with id {article_id}")
+            return dict(row), article_versions(conn, article_id)
 
     def teasers(self, page_ref: str, site_url: str) -> list[dict[str, Any]]:
         """The keep-reading feed seen on the page at ``page_ref`` (URL or path), in order."""

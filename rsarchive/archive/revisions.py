@@ -1,4 +1,4 @@
-"""Reading an article's history: find it by URL or id, list its revisions in order."""
+"""An article's history: its revisions in order (``queries.Reader.history`` reads them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ..urls import normalize_url
 from . import models as m
 
 
@@ -45,18 +44,6 @@ class Version:
             "chars": len(self.body_text),
             "capture_id": self.capture_id,
         }
-
-
-def find_article(conn: Connection, ref: str) -> dict[str, Any] | None:
-    """The article named by ``ref``: its id (digits) or its URL (normalised), else None."""
-    a = m.articles
-    cols = (a.c.id, a.c.url, a.c.title, a.c.parser_version, a.c.changed_at, a.c.removed_at)
-    ref = ref.strip()
-    if ref.isdigit():
-        row = conn.execute(select(*cols).where(a.c.id == int(ref))).mappings().first()
-    else:
-        row = conn.execute(select(*cols).where(a.c.url == normalize_url(ref))).mappings().first()
-    return dict(row) if row is not None else None
 
 
 def article_versions(conn: Connection, article_id: int) -> list[Version]:

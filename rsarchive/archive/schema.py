@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect
 
-from .engine import READ_ONLY, create_schema
+from .engine import READ_ONLY, create_schema, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -81,10 +81,9 @@ def current_revision(conn: Connection) -> str | None:
 def db_argument(engine: Engine | Connection) -> str:
     """What to pass to ``--db`` for this database (a SQLite path, else the URL sans password)."""
     url = engine.engine.url if isinstance(engine, Connection) else engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        if url.database.startswith("file:"):  # a URI filename (e.g. opened read-only)
-            return url.database[len("file:") :].split("?", 1)[0]
-        return url.database
+    path = sqlite_file(url)  # also the file behind a read-only engine's file: URI
+    if path is not None:
+        return str(path)
     return url.render_as_string(hide_password=True)
 
 

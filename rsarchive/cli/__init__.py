@@ -15,6 +15,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Defined in rsarchive.exitcodes (the crawl pipeline needs them too); re-exported here.
@@ -81,12 +83,42 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def database_url(value: str | None) -> str:
-    """The SQLAlchemy URL for a ``--db`` value: a URL as given, a path as a SQLite file URL."""
+    """The SQLAlchemy URL for a ``--db`` value: a URL as given, a path as a SQLite file URL
+    (quoted: ``c%20d.db`` is that file, not ``c d.db``)."""
+    from rsarchive.archive.engine import sqlite_url
+
     if not value:
         return os.environ.get("RSARCHIVE_DATABASE_URL") or DEFAULT_DATABASE_URL
     if "://" in value:
         return value
-    return f"sqlite:///{Path(value).expanduser().resolve()}"
+    return sqlite_url(Path(value).expanduser().resolve())
+
+
+@contextmanager
+def read_errors() -> Iterator[None]:
+    """Turn what reading the archive can raise into one line and its documented exit code.
+
+    The same for every command that opens the archive (``queries.open_archive``): missing or
+    unreadable 74; not an archive, an empty database, a missing driver 78.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from rsarchive.archive import queries as q
+
+    codes = (
+        (q.BadQuery, EXIT_DATAERR),
+        (q.BadDate, EXIT_USAGE),
+        (q.NotFound, EXIT_NOINPUT),
+        (q.ArchiveMissing, EXIT_DB),
+        (q.ArchiveUnreadable, EXIT_DB),
+    )
+    try:
+        yield
+    except q.ReadError as exc:
+        code = next((c for kind, c in codes if isinstance(exc, kind)), EXIT_CONFIG)
+        raise CommandError(str(exc), code) from None
+    except DBAPIError as exc:  # locked past the busy timeout, disk I/O, a damaged file
+        raise CommandError(f"cannot read the archive: {exc.orig}", EXIT_DB) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

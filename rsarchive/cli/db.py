@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
-from pathlib import Path
 
 from rsarchive.cli import (
     EXIT_CONFIG,
@@ -15,6 +15,7 @@ from rsarchive.cli import (
     CommandError,
     add_db_argument,
     database_url,
+    read_errors,
 )
 
 
@@ -52,35 +53,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def existing_archive(value: str | None) -> str:
-    """The URL for ``--db``; a SQLite file that does not exist is an error (74), not created."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The URL for ``--db`` of a command that writes to an existing archive (``reparse``).
+
+    Checked with the probe every reading command uses (``queries.open_archive``, read-only):
+    a missing file is an error (74), not created; a file that is not an archive, or an empty
+    database, is refused (78) before anything writes an archive schema into it.
+    """
+    from rsarchive.archive.queries import open_archive
 
     url = database_url(value)
-    try:
-        sa_url = make_url(url)
-    except ArgumentError as exc:
-        raise CommandError(f"not a database URL: {url}", EXIT_CONFIG) from exc
-    database = sa_url.database or ""
-    if (
-        sa_url.get_backend_name() == "sqlite"
-        and database
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    ):
-        raise CommandError(f"no archive database at {database}", EXIT_DB)
+    with read_errors():
+        open_archive(url).dispose()
     return url
 
 
-def _engine(args: argparse.Namespace, *, must_exist: bool):
-    from rsarchive.archive import make_engine
+def _shown(url: str) -> str:
+    """``url`` fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    url = existing_archive(args.db) if must_exist else database_url(args.db)
     try:
-        return make_engine(url)
-    except Exception as exc:  # unknown dialect, missing driver: one line, not a traceback
-        raise CommandError(f"cannot open the archive database {url}: {exc}", EXIT_CONFIG) from exc
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def _open(args: argparse.Namespace):
+    """The archive ``--db`` names, read-only: the probe every reading command shares."""
+    from rsarchive.archive.queries import open_archive
+
+    with read_errors():
+        return open_archive(database_url(args.db))
 
 
 def _db_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -101,9 +104,19 @@ def _db_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 @_db_errors
 def cmd_upgrade(args: argparse.Namespace) -> int:
+    from rsarchive.archive import make_engine
+    from rsarchive.archive.queries import ArchiveMissing, EmptyDatabase, open_archive
     from rsarchive.archive.schema import db_argument, upgrade
 
-    engine = _engine(args, must_exist=False)
+    url = database_url(args.db)
+    # A new archive goes into a missing file or an empty database, never beside another
+    # program's tables.
+    with read_errors(), suppress(ArchiveMissing, EmptyDatabase):
+        open_archive(url).dispose()
+    try:
+        engine = make_engine(url)
+    except Exception as exc:  # unknown dialect, missing driver: one line, not a traceback
+        raise CommandError(f"cannot open {_shown(url)}: {exc}", EXIT_CONFIG) from None
     try:
         before, after = upgrade(engine)
         where = db_argument(engine)
@@ -121,19 +134,15 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 @_db_errors
 def cmd_current(args: argparse.Namespace) -> int:
     from rsarchive.archive.engine import READ_ONLY
-    from rsarchive.archive.schema import current_revision, head_revision, schema_problem
+    from rsarchive.archive.schema import current_revision, schema_problem
 
-    engine = _engine(args, must_exist=True)
+    engine = _open(args)
     try:
         with engine.execution_options(**READ_ONLY).connect() as conn:
             current = current_revision(conn)
             problem = schema_problem(conn)
     finally:
         engine.dispose()
-    head = head_revision()
-    if current is None:
-        print(f"empty database (no archive schema); this rsarchive writes schema {head}")
-        return EXIT_OK
     if problem:
         print(f"schema {current}: {problem}")
         return EXIT_CONFIG
@@ -146,7 +155,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from rsarchive.archive.check import check_archive
     from rsarchive.archive.schema import db_argument
 
-    engine = _engine(args, must_exist=True)
+    engine = _open(args)
     try:
         problems = check_archive(engine)
         where = db_argument(engine)

@@ -10,8 +10,17 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rsarchive.cli import EXIT_DB, EXIT_NOINPUT, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
-from rsarchive.cli.db import existing_archive
+from rsarchive.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    add_db_argument,
+    database_url,
+    read_errors,
+)
+from rsarchive.cli.query import site_url
+
+_REF_HELP = "the article: its URL, a path on the site, its id or its post id (as `show` takes)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seen, the parser that read it, and what changed against the one before (title, "
         "subtitle, body words and characters, authors).",
     )
-    history.add_argument("article", metavar="URL|ID", help="the article's URL or id")
+    history.add_argument("article", metavar="REF", help=_REF_HELP)
     add_db_argument(history)
     history.add_argument("--json", action="store_true", help="one JSON object")
     history.set_defaults(func=cmd_history)
@@ -35,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--words, the changed words marked [-removed-]{+added+}). Default: the revision before "
         "the latest against the latest.",
     )
-    diff.add_argument("article", metavar="URL|ID", help="the article's URL or id")
+    diff.add_argument("article", metavar="REF", help=_REF_HELP)
     add_db_argument(diff)
     diff.add_argument("--from", dest="from_", metavar="N", type=int, help="older revision number")
     diff.add_argument("--to", metavar="M", type=int, help="newer revision number (default: latest)")
@@ -46,20 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list]:
-    from sqlalchemy.exc import SQLAlchemyError
+    """The article ``args.article`` names (as ``show`` finds it) and its revisions."""
+    from rsarchive.archive.queries import open_reader
 
-    from rsarchive.archive import Archive
-    from rsarchive.archive.revisions import article_versions, find_article
-
-    try:
-        with Archive(existing_archive(args.db)) as archive, archive.reader() as conn:
-            article = find_article(conn, args.article)
-            if article is None:
-                raise CommandError(f"no archived article {args.article}", EXIT_NOINPUT)
-            return article, article_versions(conn, article["id"])
-    except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise CommandError(f"cannot read the archive: {reason}", EXIT_DB) from exc
+    with read_errors(), open_reader(database_url(args.db)) as reader:
+        return reader.history(reader.find_article_id(args.article, site_url()))
 
 
 def _count(n: int, noun: str) -> str:
@@ -161,6 +161,12 @@ def _body_word_diff(old: list[str], new: list[str], context: int) -> Iterator[st
                 yield from (f"+ {p}" for p in new[j1:j2])
 
 
+def _in_range(name: str, n: int, article_id: int, count: int) -> None:
+    if not 1 <= n <= count:
+        have = f"revisions 1 to {count}" if count else "no revisions"
+        raise CommandError(f"{name} {n}: article {article_id} has {have}", EXIT_USAGE)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     article, versions = _load(args)
     count = len(versions)
@@ -168,12 +174,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(f"article {article['id']} has {_count(count, 'revision')}: nothing to compare")
         return EXIT_OK
     to = args.to if args.to is not None else count
+    _in_range("--to", to, article["id"], count)  # before --from, which defaults to --to - 1
     start = args.from_ if args.from_ is not None else to - 1
-    for name, n in (("--from", start), ("--to", to)):
-        if count and not 1 <= n <= count:
-            raise CommandError(
-                f"{name} {n}: article {article['id']} has revisions 1 to {count}", EXIT_USAGE
-            )
+    _in_range("--from", start, article["id"], count)
     old, new = versions[start - 1], versions[to - 1]
     fields = {}
     for name in ("title", "subtitle", "authors"):

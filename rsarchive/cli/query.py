@@ -19,15 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rsarchive.cli import (
-    EXIT_CONFIG,
-    EXIT_DATAERR,
-    EXIT_DB,
-    EXIT_NOINPUT,
     EXIT_OK,
-    EXIT_USAGE,
-    CommandError,
     add_db_argument,
     database_url,
+    read_errors,
 )
 
 DEFAULT_SITE_URL = "https://responsiblestatecraft.org"
@@ -89,28 +84,14 @@ def reads_archive(func: Callable[[argparse.Namespace, Any], int]) -> Callable[..
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
-        from sqlalchemy.exc import DBAPIError
-
         from rsarchive.archive import queries as q
 
-        codes = {
-            q.BadQuery: EXIT_DATAERR,
-            q.BadDate: EXIT_USAGE,
-            q.NotFound: EXIT_NOINPUT,
-            q.ArchiveMissing: EXIT_DB,
-            q.ArchiveUnreadable: EXIT_DB,
-            q.NotAnArchive: EXIT_CONFIG,
-        }
-        try:
+        with read_errors():
             # Bad input is reported before the database is touched.
             if hasattr(args, "since"):
                 args.filters = filters_from(args)
             with q.open_reader(database_url(args.db)) as reader:
                 return func(args, reader)
-        except q.ReadError as exc:
-            raise CommandError(str(exc), codes.get(type(exc), EXIT_CONFIG)) from None
-        except DBAPIError as exc:  # locked past the busy timeout, disk I/O, a damaged file
-            raise CommandError(f"cannot read the archive: {exc.orig}", EXIT_DB) from None
 
     return run
 
@@ -248,12 +229,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 @reads_archive
 def cmd_search(args: argparse.Namespace, reader: Any) -> int:
     rows = reader.search(args.query, args.filters, limit=args.limit, offset=args.offset)
+    if not rows:  # stdout stays empty (no JSON Lines): a script still parses it
+        print("no matches", file=sys.stderr)
+        return EXIT_OK
     if args.json:
         mark = highlighter(machine=True)
         print_jsonl({**r, "snippet": mark(r["snippet"])} for r in rows)
-        return EXIT_OK
-    if not rows:
-        print("no matches", file=sys.stderr)
         return EXIT_OK
     mark = highlighter()
     wrap = wrap_width() - 5

@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import os
 import socket
-import sqlite3
 import webbrowser
-from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from rsarchive.cli import EXIT_CONFIG, EXIT_DB, EXIT_OK, CommandError, add_db_argument, database_url
+from rsarchive.cli import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    CommandError,
+    add_db_argument,
+    database_url,
+    read_errors,
+)
 
 INSTALL_HINT = "pip install 'rsarchive[web]'"
 
@@ -54,6 +58,8 @@ def _port(value: str) -> int:
 
 def sqlite_path(url: str) -> Path:
     """The file behind a SQLite URL; anything else cannot be served."""
+    from rsarchive.archive.engine import sqlite_file
+
     try:
         sa_url = make_url(url)
     except ArgumentError as exc:
@@ -64,46 +70,23 @@ def sqlite_path(url: str) -> Path:
             f"({sa_url.render_as_string(hide_password=True)})",
             EXIT_CONFIG,
         )
-    database = sa_url.database or ""
-    if database.startswith("file:"):
-        database = database[len("file:") :]
-    if not database or database == ":memory:" or "mode=memory" in url:
+    path = sqlite_file(sa_url)
+    if path is None:
         raise CommandError("an in-memory database cannot be served: give a file", EXIT_CONFIG)
-    return Path(database).expanduser().resolve()
+    return path.resolve()
 
 
 def check_archive(path: Path) -> list[str]:
-    """Refuse what is not a readable archive file; return the names of its tables and views."""
-    if not path.exists():
-        raise CommandError(f"no archive at {path}", EXIT_DB)
-    if not path.is_file():
-        raise CommandError(f"not a file: {path}", EXIT_DB)
-    if not os.access(path, os.R_OK):
-        raise CommandError(f"cannot read {path}", EXIT_DB)
-    try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
-            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
-    except sqlite3.DatabaseError as exc:
-        raise CommandError(f"{path} is not a SQLite database ({exc})", EXIT_CONFIG) from None
-    if "articles" not in names:
-        raise CommandError(
-            f"{path} is not an rsarchive archive (it has no articles table)", EXIT_CONFIG
-        )
-    _check_schema_version(path)
-    return names
+    """Refuse what is not a readable archive at this code's schema, as every reading command
+    does (``queries.open_reader``); return the names of its tables and views."""
+    from sqlalchemy import inspect
 
+    from rsarchive.archive.engine import sqlite_url
+    from rsarchive.archive.queries import open_reader
 
-def _check_schema_version(path: Path) -> None:
-    """SchemaError (exit 78, naming `rsarchive db upgrade`) unless the schema is this code's."""
-    from sqlalchemy import create_engine
-
-    from rsarchive.archive.schema import check_schema
-
-    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    try:
-        check_schema(engine)
-    finally:
-        engine.dispose()
+    with read_errors(), open_reader(sqlite_url(path)) as reader, reader.engine.connect() as conn:
+        found = inspect(conn)
+        return [*found.get_table_names(), *found.get_view_names()]
 
 
 def listen(host: str, port: int) -> socket.socket:
