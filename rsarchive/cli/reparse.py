@@ -72,9 +72,10 @@ def cmd_reparse(args: argparse.Namespace) -> int:
                 opening = target_url
                 with Archive(target_url) as target:
                     result = reparse(source, target, since=since, url=url)
-    except (NoSuchModuleError, ImportError) as exc:  # no driver for this database installed
-        where = make_url(opening).render_as_string()
-        raise CommandError(f"cannot open the archive database {where}: {exc}", EXIT_DB) from None
+    except (NoSuchModuleError, ImportError) as exc:  # no driver installed (the --into target)
+        where = make_url(opening).render_as_string(hide_password=True)
+        # A configuration problem, as for every reading command (queries.MissingDriver).
+        raise CommandError(f"cannot open {where}: {exc}", EXIT_CONFIG) from None
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
