@@ -161,3 +161,12 @@ def scrapy_crawl(
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rsarchive(*argv: str) -> subprocess.CompletedProcess:
+    """The ``rsarchive`` command as a user runs it, without RSARCHIVE_* from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "rsarchive.cli", *argv],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ROOT, CrawlResult, SiteServer, scrapy_crawl
+from conftest import CrawlResult, SiteServer, rsarchive, scrapy_crawl
 
 from rsarchive.cli import main
 
@@ -25,14 +22,6 @@ def crawl(server: SiteServer, db: Path, *cases: str) -> CrawlResult:
     result = scrapy_crawl("article", db, server.url, "-a", f"urls={urls}")
     assert result.returncode == 0, result.log
     return result
-
-
-def rsarchive(*argv: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "rsarchive.cli", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def edit_seed(server: SiteServer, old: bytes, new: bytes) -> None:

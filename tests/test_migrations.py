@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import ROOT, scrapy_crawl
+from conftest import ROOT, rsarchive, scrapy_crawl
 
 from rsarchive.archive import Archive, SchemaError, check_schema, make_engine
 from rsarchive.archive.models import metadata
 from rsarchive.archive.schema import alembic_config, head_revision, include_name, upgrade
 
 ISSUE2_SCHEMA = ROOT / "tests" / "data" / "issue2_schema.sql"
-
-
-def rsarchive(*argv: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "rsarchive.cli", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def issue2_database(path: Path) -> Path:

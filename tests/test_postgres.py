@@ -19,7 +19,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import ROOT, CrawlResult, running_site, scrapy_crawl
+from conftest import ROOT, CrawlResult, rsarchive, running_site, scrapy_crawl
 from pg import PostgresServer, postgres_server
 from sqlalchemy import Row, select, text
 from test_fidelity import edit_seed
@@ -47,14 +47,6 @@ NATURAL_KEY = {"articles": "url", "authors": "name", "tags": "name", "captures":
 def pg() -> Iterator[PostgresServer]:
     with postgres_server() as server:
         yield server
-
-
-def rsarchive(*argv: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "rsarchive.cli", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def crawl_into(url: str, site_url: str, urls: list[str]) -> CrawlResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -68,25 +69,15 @@ def sqlite_url(path: str | Path, *, read_only: bool = False) -> str:
     return f"sqlite:///{quote(absolute)}"
 
 
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
-    # Take BEGIN away from the sqlite3 driver (its legacy mode begins late, only before DML, and
-    # never for SELECT or DDL); the "begin" listener below emits it instead.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_connect_read_only(
-    dbapi_connection: Any, connection_record: ConnectionPoolEntry
+def _sqlite_on_connect(
+    pragmas: tuple[str, ...], dbapi_connection: Any, connection_record: ConnectionPoolEntry
 ) -> None:
+    # Take BEGIN away from the sqlite3 driver (its legacy mode begins late, only before DML, and
+    # never for SELECT or DDL); the "begin" listeners below emit it instead.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in _SQLITE_READ_ONLY_PRAGMAS:
+        for pragma in pragmas:
             cursor.execute(pragma)
     finally:
         cursor.close()
@@ -135,7 +126,7 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
         if path is None:
             kwargs.setdefault("poolclass", StaticPool)
         engine = create_engine(sa_url, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect_read_only)
+        event.listen(engine, "connect", partial(_sqlite_on_connect, _SQLITE_READ_ONLY_PRAGMAS))
         event.listen(engine, "begin", _sqlite_on_begin_read_only)
         return engine
     if is_sqlite:
@@ -153,7 +144,7 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", StaticPool)
     engine = create_engine(sa_url, **kwargs)
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", partial(_sqlite_on_connect, _SQLITE_PRAGMAS))
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
