@@ -55,6 +55,11 @@ class Article:
     body_html: str = ""  # sanitised
     word_count: int = 0
     language: str | None = None
+    # Which extractor read it: "rebelmouse" (the page parser) or "generic" (the last resort for
+    # a page with no RebelMouse post block).
+    extractor: str = "rebelmouse"
+    # The canonical URL the page declared, when it is not the page's own URL (kept for review).
+    declared_canonical: str | None = None
 
 
 @dataclass

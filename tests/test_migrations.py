@@ -150,7 +150,7 @@ def test_an_old_schema_stops_crawl_and_commands_until_db_upgrade(site_server, tm
     assert upgraded.stdout == f"upgraded the archive from schema 0001 to {head_revision()}: {db}\n"
     crawl = scrapy_crawl("article", db, site_server.url, "-a", f"url={url}")
     assert crawl.returncode == 0 and "schema_error" not in crawl.log
-    assert crawl.rows("SELECT count(*) FROM articles") == [(2,)]
+    assert crawl.rows("SELECT count(*) FROM articles") == [(2,)], crawl.log[-3000:]
     history = rsarchive("history", "7", "--db", str(db))
     assert history.returncode == 0 and "An old post" in history.stdout
     assert rsarchive("db", "check", "--db", str(db)).returncode == 0

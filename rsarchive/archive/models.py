@@ -81,6 +81,11 @@ class Article(Base):
     removed_at: Mapped[str | None]
     # Issue 5: the parser (``rsarchive.extract.PARSER_VERSION``) that made the stored fields.
     parser_version: Mapped[str | None]
+    # Issue 11: ``rebelmouse`` (the page parser) or ``generic`` (the last-resort extractor).
+    extractor: Mapped[str] = mapped_column(default="rebelmouse", server_default="rebelmouse")
+    # Issue 10: the canonical URL the page declared when it is not the page's own URL (kept for
+    # review; such a page is stored under its own URL and never overwrites another article).
+    declared_canonical: Mapped[str | None]
 
 
 class Author(Base):

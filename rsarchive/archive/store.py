@@ -76,6 +76,8 @@ _ARTICLE_FIELDS = (
     "content_hash",
     "lists_hash",
     "parser_version",
+    "extractor",
+    "declared_canonical",
 )
 # Teaser columns a re-sighting refreshes (first_seen_at never changes).
 _TEASER_REFRESHED = (
@@ -664,6 +666,8 @@ class Archive:
             "content_hash": content_hash(article),
             "lists_hash": _lists_hash(authors, tags, article),
             "parser_version": parser_version,
+            "extractor": article.extractor,
+            "declared_canonical": article.declared_canonical,
         }
 
         if stored is None:
