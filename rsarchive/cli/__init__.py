@@ -52,7 +52,9 @@ __all__ = [
 ]
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
-COMMAND_MODULES = ("crawl", "query", "export", "history", "reparse", "db", "serve", "demo")
+COMMAND_MODULES = (
+    "crawl", "query", "export", "history", "reparse", "webarchive", "db", "serve", "demo",
+)  # fmt: skip
 
 DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
 

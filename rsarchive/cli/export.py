@@ -28,12 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "constant memory. JSON Lines: one object per article, authors and tags as lists. CSV: a "
         f"header row, authors and tags joined with {LIST_SEPARATOR!r}.",
     )
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "warc", "wacz"),
+        default="jsonl",
+        help="default: jsonl; warc/wacz: the stored raw captures as a web archive (needs "
+        "--output; --since is then the fetch time)",
+    )
     p.add_argument(
         "--output",
         "-o",
         metavar="FILE",
         help="write to FILE (complete or not at all) instead of standard output",
+    )
+    p.add_argument(
+        "--url", help="warc/wacz: only the captures of this page (and its feed's answers)"
     )
     add_filter_arguments(p)
     add_db_argument(p)
@@ -62,6 +71,10 @@ def write_csv(rows: Any, out: IO[str]) -> int:
 
 @reads_archive
 def cmd_export(args: argparse.Namespace, reader: Any) -> int:
+    if args.format in ("warc", "wacz") or args.url:
+        from rsarchive.cli.webarchive import export_captures
+
+        return export_captures(args, reader)
     rows = reader.export(args.filters)
     write = write_csv if args.format == "csv" else write_jsonl
     if not args.output:

@@ -183,6 +183,8 @@ def reparse(
     since: str | None = None,
     url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    run_name: str = "reparse",
+    run_args: dict[str, Any] | None = None,
 ) -> ReparseResult:
     """Re-parse ``source``'s captures (fetched at or after ``since``; of ``url``) into ``target``.
 
@@ -198,8 +200,9 @@ def reparse(
         when = f" fetched at or after {since}" if since else ""
         raise NoCaptures(f"no capture of {normalize_url(url)}{when} in the archive")
 
-    args = {"since": since, "url": url, "captures": len(ids)}
-    result = ReparseResult(run_id=target.start_run("reparse", args))
+    # `rsarchive import` replays through here too, recorded as its own run (``run_name``).
+    args = {**(run_args or {"since": since, "url": url}), "captures": len(ids)}
+    result = ReparseResult(run_id=target.start_run(run_name, args))
     stats = StatsCollector(_OfflineCrawler(""))  # type: ignore[arg-type]
     steps: dict[str, tuple[SplitPipeline, CleanPipeline]] = {}
     status, reason = "failed", "error"
