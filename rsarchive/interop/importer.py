@@ -161,9 +161,11 @@ class Importer:
             raise DamagedFile(f"{path}: damaged WACZ: {exc}") from None
 
     def _read_stream(self, fh: IO[bytes], name: str) -> None:
-        records = ArchiveIterator(fh, arc2warc=True)
+        records = ArchiveIterator(fh)
         try:
             for record in records:
+                if record.format != "warc":  # warcio reads any text line as an ARC header
+                    raise ArchiveLoadFailed("not a WARC record")
                 if record.rec_type not in ("response", "revisit"):
                     continue
                 self.result.records += 1
@@ -175,9 +177,10 @@ class Importer:
                     if skip.warning:
                         self.warn(f"{name}: record at offset {offset}: {skip.warning}")
         except _DAMAGED as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # warcio quotes the unreadable bytes after the reason: the reason is enough.
+            reason = str(exc).split(", first line")[0].strip().splitlines() or [type(exc).__name__]
             raise DamagedFile(
-                f"{name}: corrupt or truncated record at offset {records.offset}: {reason}"
+                f"{name}: corrupt or truncated record at offset {records.offset}: {reason[0][:200]}"
             ) from None
 
     def _stage(self, record: ArcWarcRecord, name: str, offset: int) -> None:

@@ -85,9 +85,9 @@ def _still_encoded(coding: str, body: bytes) -> bool:
             import brotli
         except ImportError:  # not decodable here: Scrapy could not have decoded it either
             return True
-        try:
-            brotli.Decompressor().process(body[:4096])
-        except brotli.error:
+        try:  # no magic number: a body that decodes carries it (Brotli and brotlipy alike)
+            brotli.decompress(body)
+        except Exception:
             return False
         return True
     return True  # a coding we do not know: keep what the server said
