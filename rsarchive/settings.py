@@ -35,6 +35,8 @@ RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsar
 RSARCHIVE_LOG_DIR = os.environ.get("RSARCHIVE_LOG_DIR", "")
 # The longest Retry-After (seconds) a 429/503 answer is waited for; beyond it the request fails.
 RSARCHIVE_RETRY_AFTER_MAX = os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300")
+# `scrapy crawl wayback`: the Wayback Machine (its CDX API and raw captures) to back-fill from.
+RSARCHIVE_WAYBACK_URL = os.environ.get("RSARCHIVE_WAYBACK_URL", "https://web.archive.org")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"

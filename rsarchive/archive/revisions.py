@@ -62,7 +62,8 @@ def article_versions(conn: Connection, article_id: int) -> list[Version]:
             r.c.capture_id,
         )
         .where(r.c.article_id == article_id)
-        .order_by(r.c.id)
+        # In the order the versions were seen: a back-fill adds older ones after newer ones.
+        .order_by(r.c.captured_at, r.c.id)
     )
     return [
         Version(

@@ -526,6 +526,17 @@ class Archive:
         self._ins_capture = ins.returning(c.c.id)
 
         self._ins_article = insert(a)
+        # Issue 13: what an article's history holds, for a capture older than its current state.
+        r = m.revisions
+        self._sel_newest_revision = select(func.max(r.c.captured_at)).where(
+            r.c.article_id == bindparam("b_article_id")
+        )
+        self._sel_revision_hash = (
+            select(r.c.id)
+            .where(r.c.article_id == bindparam("b_article_id"))
+            .where(r.c.content_hash == bindparam("b_hash"))
+            .limit(1)
+        )
         # SET comes from the parameter names given: only the columns that differ are written, so
         # the FTS trigger (AFTER UPDATE OF title, subtitle, body_text) fires only when needed.
         self._upd_article = update(a).where(a.c.id == bindparam("b_id"))
@@ -696,6 +707,19 @@ class Archive:
             for (name, value), was in zip(values.items(), old, strict=True)
             if was != value
         }
+        if changes:
+            newest = run.first(self._sel_newest_revision, {"b_article_id": article_id})
+            if newest and newest[0] and captured_at < newest[0]:
+                # A capture older than the version the article shows (a Wayback back-fill, an
+                # import of older files, a fetch retried late): its text joins the history, in
+                # time order, and the article stays as its newest capture has it.
+                params = {"b_article_id": article_id, "b_hash": values["content_hash"]}
+                if run.first(self._sel_revision_hash, params) is not None:
+                    return article_id, "unchanged"
+                self._add_revision(
+                    run, article_id, article, authors, values, captured_at, capture_id
+                )
+                return article_id, "changed"
         if removed_at is not None:
             changes["removed_at"] = None  # it answers again
         status: ArticleStatus = "unchanged"

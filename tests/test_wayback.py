@@ -1,0 +1,138 @@
+"""`scrapy crawl wayback` against a loopback Wayback Machine (CDX JSON and id_ captures)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import SiteServer, rsarchive, running_site, scrapy_crawl
+
+SEED_PATH = "/2021/05/19/blinken-lavrov-iceland/"
+OLD, NEW = "20190301120000", "20210601080000"
+
+
+class Wayback:
+    """A Wayback Machine on loopback: the CDX API (paged by resumeKey) and raw captures."""
+
+    def __init__(self, server: SiteServer, site: SiteServer) -> None:
+        self.server, self.site = server, site
+        self.captures: list[tuple[str, str, str, bytes]] = []  # timestamp, url, mime, body
+        self.cdx_queries: list[dict[str, str]] = []
+        server.overrides["/robots.txt"] = (404, {}, b"")
+        server.handlers["/cdx/search/cdx"] = self.cdx
+
+    def add(self, timestamp: str, path: str, body: bytes, mime: str = "text/html") -> str:
+        url = f"{self.site.url}{path}"
+        self.captures.append((timestamp, url, mime, body))
+        kind = f"{mime}; charset=utf-8" if mime == "text/html" else mime
+        self.server.overrides[f"/web/{timestamp}id_/{url}"] = (
+            200,
+            {"Content-Type": kind, "X-Archive-Orig-Etag": '"abc"', "X-Archive-Orig-Server": "rm"},
+            body,
+        )
+        return url
+
+    def cdx(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+        self.cdx_queries.append(query)
+        assert query["output"] == "json" and query["collapse"] == "digest"
+        assert query["filter"] == "statuscode:200" and query["showResumeKey"] == "true"
+        start = query.get("from", "0")
+        rows = [
+            [ts, url, "200", f"D{i}", mime]
+            for i, (ts, url, mime, _) in enumerate(sorted(self.captures))
+            if ts >= start.ljust(14, "0")
+        ]
+        # Two captures per answer: the rest comes with the resumeKey.
+        offset = int(query.get("resumeKey", "0"))
+        page = rows[offset : offset + 2]
+        doc: list = [["timestamp", "original", "statuscode", "digest", "mimetype"], *page]
+        if offset + 2 < len(rows):
+            doc += [[], [str(offset + 2)]]
+        return 200, {"Content-Type": "application/json"}, json.dumps(doc).encode()
+
+    def fetched(self) -> list[str]:
+        return [p for p in self.server.requests if p.startswith("/web/")]
+
+
+@pytest.fixture
+def wayback(fixture_site, site_server) -> Iterator[Wayback]:
+    with running_site(fixture_site) as server:
+        yield Wayback(server, site_server)
+
+
+def crawl(wayback: Wayback, db, *args: str):
+    result = scrapy_crawl(
+        "wayback", db, wayback.site.url, *args,
+        settings={"RSARCHIVE_WAYBACK_URL": wayback.server.url, "RETRY_TIMES": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.log
+    return result
+
+
+def test_wayback_captures_become_revisions_at_their_own_time(wayback, site_server, tmp_path):
+    status, _, page = site_server.site.respond(SEED_PATH, origin=site_server.url)
+    assert status == 200
+    edited = page.replace(b"amicable in tone", b"frosty and guarded in tone")
+    seed = wayback.add(OLD, SEED_PATH, page)
+    wayback.add(NEW, SEED_PATH, edited)
+    wayback.add("20200101000000", "/media/logo.png", b"\x89PNG", mime="image/png")
+    # The IA asks bots to slow down with a 429 and Retry-After: the capture is fetched after it.
+    wayback.server.queued[f"/web/{OLD}id_/{seed}"] = [(429, {"Retry-After": "1"}, b"")]
+
+    db = tmp_path / "a.db"
+    result = crawl(wayback, db)
+    # Two CDX pages (resumeKey), the image listed but not fetched, the 429 retried once.
+    assert [q.get("resumeKey") for q in wayback.cdx_queries] == [None, "2"], result.log
+    assert wayback.cdx_queries[0]["url"] == f"{urlsplit(site_server.url).netloc}/*"
+    assert wayback.fetched().count(f"/web/{OLD}id_/{seed}") == 2
+    assert not any("logo.png" in p for p in wayback.fetched())
+    assert not site_server.requests  # the live site is not asked
+    assert all(ua.startswith("rsarchive/") for ua in wayback.server.user_agents)
+
+    key = seed.rstrip("/")
+    revisions = result.rows(
+        "SELECT r.captured_at, c.fetched_at, c.requested_url, c.headers FROM revisions r"
+        " JOIN articles a ON a.id = r.article_id JOIN captures c ON c.id = r.capture_id"
+        " WHERE a.url = ? ORDER BY r.captured_at",
+        key,
+    )
+    assert [(r[0], r[1]) for r in revisions] == [
+        ("2019-03-01T12:00:00Z", "2019-03-01T12:00:00Z"),
+        ("2021-06-01T08:00:00Z", "2021-06-01T08:00:00Z"),
+    ]
+    assert revisions[0][2] == f"{wayback.server.url}/web/{OLD}id_/{seed}"
+    # The original answer's headers, as the Wayback Machine handed them on.
+    assert json.loads(revisions[0][3])["Etag"] == '"abc"'
+    (body,) = result.rows("SELECT body_text FROM articles WHERE url = ?", key)[0]
+    assert "frosty and guarded in tone" in body
+
+    diff = rsarchive("diff", key, "--db", str(db))
+    assert diff.returncode == 0 and "+Update 5/19" in diff.stdout
+
+    # A second run asks only for newer captures, and fetches none of the held ones.
+    before = len(wayback.fetched())
+    crawl(wayback, db)
+    assert wayback.cdx_queries[-1]["from"] == "20210601080001"
+    assert len(wayback.fetched()) == before
+    later = wayback.add("20230101000000", SEED_PATH, page)
+    crawl(wayback, db)
+    assert wayback.fetched()[before:] == [f"/web/20230101000000id_/{later}"]
+    assert result.rows("SELECT count(*) FROM revisions") == [(3,)]
+
+
+def test_wayback_narrows_to_one_page_and_years_and_refuses_a_bad_year(wayback, tmp_path):
+    db = tmp_path / "a.db"
+    crawl(wayback, db, "-a", f"url={SEED_PATH}", "-a", "from=2019", "-a", "to=2024-06")
+    (query,) = wayback.cdx_queries
+    assert query["url"] == f"{wayback.site.url}{SEED_PATH}"
+    assert (query["from"], query["to"]) == ("2019", "202406")
+
+    bad = scrapy_crawl(
+        "wayback", db, wayback.site.url, "-a", "from=last year",
+        settings={"RSARCHIVE_WAYBACK_URL": wayback.server.url},
+    )  # fmt: skip
+    assert "from='last year': give a year" in bad.log
+    assert len(wayback.cdx_queries) == 1
