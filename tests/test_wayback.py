@@ -27,11 +27,15 @@ class Wayback:
         url = f"{self.site.url}{path}"
         self.captures.append((timestamp, url, mime, body))
         kind = f"{mime}; charset=utf-8" if mime == "text/html" else mime
-        self.server.overrides[f"/web/{timestamp}id_/{url}"] = (
+        answer = (
             200,
             {"Content-Type": kind, "X-Archive-Orig-Etag": '"abc"', "X-Archive-Orig-Server": "rm"},
             body,
         )
+        # As the Wayback Machine, which looks a capture up by its canonical (SURT) key: the
+        # path with or without its trailing slash.
+        self.server.overrides[f"/web/{timestamp}id_/{url}"] = answer
+        self.server.overrides[f"/web/{timestamp}id_/{url.rstrip('/')}"] = answer
         return url
 
     def cdx(self, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -136,3 +140,29 @@ def test_wayback_narrows_to_one_page_and_years_and_refuses_a_bad_year(wayback, t
     )  # fmt: skip
     assert "from='last year': give a year" in bad.log
     assert len(wayback.cdx_queries) == 1
+
+
+def test_a_capture_whose_fetch_failed_is_fetched_by_the_next_run(wayback, site_server, tmp_path):
+    _, _, page = site_server.site.respond(SEED_PATH, origin=site_server.url)
+    edited = page.replace(b"amicable in tone", b"frosty and guarded in tone")
+    seed = wayback.add(OLD, SEED_PATH, page)
+    wayback.add(NEW, SEED_PATH, edited)
+    wayback.server.queued[f"/web/{OLD}id_/{seed}"] = [(500, {}, b"")] * 2  # and the retry
+
+    db = tmp_path / "a.db"
+    first = crawl(wayback, db)
+    assert first.rows("SELECT fetched_at FROM captures") == [("2021-06-01T08:00:00Z",)]
+    # The next run lists only newer captures (none), and fetches the failed one again: it joins
+    # the history before the newer one, and the article keeps the newer text.
+    crawl(wayback, db)
+    assert wayback.cdx_queries[-1]["from"] == "20210601080001"
+    key = seed.rstrip("/")
+    assert first.rows(
+        "SELECT r.captured_at FROM revisions r JOIN articles a ON a.id = r.article_id"
+        " WHERE a.url = ? ORDER BY r.captured_at",
+        key,
+    ) == [("2019-03-01T12:00:00Z",), ("2021-06-01T08:00:00Z",)]
+    (body,) = first.rows("SELECT body_text FROM articles WHERE url = ?", key)[0]
+    assert "frosty and guarded in tone" in body
+    history = rsarchive("history", key, "--db", str(db))
+    assert history.returncode == 0 and "2 revisions" in history.stdout

@@ -17,6 +17,7 @@ fetches again the captures whose fetch failed before.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -213,11 +214,15 @@ class WaybackSpider(RebelMouseSpider):
             urls = outstanding(self._archive())
         except SQLAlchemyError:
             return
-        prefix = f"{normalize_url(self.wayback_url)}/web/"
+        prefix = normalize_url(self.wayback_url).rstrip("/") + "/web/"
         for url in urls:
             if not url.startswith(prefix):
                 continue
             timestamp, _, original = url[len(prefix) :].partition("id_/")
+            # The fetch state keeps URLs normalised, which squeezes the embedded "https://" to
+            # "https:/" (and drops a trailing slash: the Wayback Machine looks captures up by
+            # their canonical key, with or without it).
+            original = re.sub(r"^(https?):/(?!/)", r"\1://", original)
             if timestamp.isdigit() and same_site(original, self.site_url):
                 self.crawler.stats.inc_value("rsarchive/wayback/retried")
                 yield self._capture_request(timestamp, original)
