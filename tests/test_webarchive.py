@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import SiteServer, rsarchive, running_site, scrapy_crawl
 from test_fidelity import content_rows
+from test_postgres import content, pg  # noqa: F401 (pg: the PostgreSQL server fixture)
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -203,6 +204,22 @@ def test_round_trip_crawl_export_import_gives_the_rows_of_reparse_into(crawled, 
     assert "0 new captures" in again.stdout
     assert f"{captures} already in the archive" in again.stdout
     assert content_rows(imported) == got
+
+
+def test_round_trip_into_postgresql_gives_the_rows_of_reparse_into(crawled, pg, tmp_path):  # noqa: F811
+    out = tmp_path / "rs.warc.gz"
+    export(crawled.db, out)
+    rebuilt, imported = pg.new_database(), pg.new_database()
+    proc = rsarchive("reparse", "--db", str(crawled.db), "--into", rebuilt)
+    assert proc.returncode == 0, proc.stderr
+    proc = import_(imported, out, site=crawled.server.url)
+    assert proc.returncode == 0, proc.stderr
+    expected = content(rebuilt)
+    assert expected["articles"] and expected["revisions"] and expected["captures"]
+    assert content(imported) == expected
+    again = import_(imported, out, site=crawled.server.url)
+    assert again.returncode == 0 and "0 new captures" in again.stdout
+    assert content(imported) == expected
 
 
 def _warc(path: Path, entries: list[tuple[str, str, int, dict[str, str], bytes, str]]) -> None:
