@@ -202,7 +202,10 @@ def test_a_404_for_an_archived_article_is_recorded_not_a_failure(site_server, tm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("nosuchspider",), "no spider 'nosuchspider': choose one of article, feed, sitemap"),
+        (
+            ("nosuchspider",),
+            "no spider 'nosuchspider': choose one of article, feed, sitemap, wayback",
+        ),
         (("article", "-a", "url"), "-a 'url': expected NAME=VALUE"),
         (("article", "-a", "url=/x/", "-s", "LOG_LEVEL"), "-s 'LOG_LEVEL': expected NAME=VALUE"),
     ],

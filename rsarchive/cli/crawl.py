@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     crawl = sub.add_parser(
         "crawl",
         help="run a spider for cron: lock, log file per run, JSON summary, exit code",
-        description="Run a spider (article, feed, sitemap) in this process with the project "
-        "settings, for cron and systemd: one run at a time per archive (a lock file beside "
+        description="Run a spider (article, feed, sitemap, wayback) in this process with the "
+        "project settings, for cron and systemd: one run at a time per archive (a lock file beside "
         "the database), one log file per run, a one-line JSON summary, a meaningful exit code.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

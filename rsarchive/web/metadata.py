@@ -168,7 +168,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "One row per crawl run.",
         {
             "id": "Run id",
-            "spider": "The spider: article, feed, sitemap (reparse for `rsarchive reparse`)",
+            "spider": "The spider: article, feed, sitemap, wayback (reparse for `rsarchive "
+            "reparse`, import for `rsarchive import`)",
             "args": "The spider's arguments (JSON object)",
             "started_at": "Start time, ISO 8601 UTC",
             "finished_at": "End time, ISO 8601 UTC; empty while running",
