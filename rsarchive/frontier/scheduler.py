@@ -1,0 +1,246 @@
+"""The frontier's scheduler: scrapy-redis's, plus leases, so a killed worker loses no request.
+
+scrapy-redis pops a request from the shared queue destructively: a worker killed with SIGKILL
+takes the requests it was working on with it. Here a pop moves the request, in one Redis script,
+into the worker's in-flight hash; the request leaves that hash (is "acknowledged") only once the
+engine is done with it: its page stored, its follow-up requests queued, or the request replaced
+by a retry or a redirect. Every worker refreshes a heartbeat key that expires after
+``RSARCHIVE_FRONTIER_LEASE`` seconds; any worker that finds a heartbeat expired puts that
+worker's in-flight requests back in the queue.
+
+A worker stays while the run has work anywhere (queued, in flight at a live worker, or seeding
+still going on), so one that joins mid-run, or one whose queue runs dry while others still
+fetch, waits instead of closing. The last worker to leave a finished run clears the run's keys,
+so the next run seeds afresh; a run all of whose workers stopped early resumes where it was.
+
+Also adapts scrapy-redis 0.9.1 to Scrapy 2.19: its scheduler passes ``spider=`` to the stats
+collector, which Scrapy 2.19 deprecates (fixed upstream, not yet released).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+from scrapy.http import Request
+from scrapy.utils.asyncio import create_looping_call
+from scrapy_redis.scheduler import Scheduler
+
+from rsarchive.config import SettingError
+from rsarchive.frontier import Keys, frontier_url, lease_seconds, redact, worker_id
+
+logger = logging.getLogger(__name__)
+
+# Lua prelude: put the in-flight requests of every worker whose heartbeat expired back in the
+# queue (KEYS[1] workers set, KEYS[2] queue; ARGV[1] key prefix). Sets ``reaped``.
+_REAP = """
+local reaped = 0
+for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. ':worker:' .. w) == 0 then
+    local inflight = ARGV[1] .. ':inflight:' .. w
+    local held = redis.call('HGETALL', inflight)
+    for i = 1, #held, 2 do
+      redis.call('ZADD', KEYS[2], held[i + 1], held[i])
+      reaped = reaped + 1
+    end
+    redis.call('DEL', inflight)
+    redis.call('SREM', KEYS[1], w)
+  end
+end
+local function inflight_total()
+  local n = 0
+  for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    n = n + redis.call('HLEN', ARGV[1] .. ':inflight:' .. w)
+  end
+  return n
+end
+"""
+
+# Join (KEYS: workers, queue, dupefilter, seeded; ARGV: prefix, worker, lease ms). With no live
+# worker and an empty queue, what is left is a finished run that nobody cleared: clear it.
+_JOIN = (
+    _REAP
+    + """
+local cleared = 0
+if redis.call('SCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
+  cleared = redis.call('DEL', KEYS[3], KEYS[4])
+end
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('SET', ARGV[1] .. ':worker:' .. ARGV[2], '1', 'PX', ARGV[3])
+return {reaped, cleared, redis.call('ZCARD', KEYS[2])}
+"""
+)
+
+# Pop the first request and hold it (KEYS: workers, queue, own in-flight hash; ARGV: prefix).
+_POP = """
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #first == 0 then return false end
+redis.call('ZREM', KEYS[2], first[1])
+redis.call('HSET', KEYS[3], first[1], first[2])
+return first[1]
+"""
+
+# The run's state (KEYS: workers, queue, seeded; ARGV: prefix): {queued, in flight, seeding}.
+_STATE = (
+    _REAP
+    + """
+local seeder = redis.call('GET', KEYS[3])
+local seeding = 0
+if seeder and seeder ~= 'done' and redis.call('EXISTS', ARGV[1] .. ':worker:' .. seeder) == 1 then
+  seeding = 1
+end
+return {redis.call('ZCARD', KEYS[2]), inflight_total(), seeding}
+"""
+)
+
+# Leave (KEYS: workers, queue, dupefilter, seeded; ARGV: prefix, worker): requests still held go
+# back; the last worker of a finished run clears it. Returns {requeued, finished}.
+_LEAVE = (
+    """
+local mine = ARGV[1] .. ':inflight:' .. ARGV[2]
+local held = redis.call('HGETALL', mine)
+for i = 1, #held, 2 do redis.call('ZADD', KEYS[2], held[i + 1], held[i]) end
+redis.call('DEL', mine, ARGV[1] .. ':worker:' .. ARGV[2])
+redis.call('SREM', KEYS[1], ARGV[2])
+"""
+    + _REAP
+    + """
+local finished = 0
+if redis.call('SCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  finished = 1
+end
+return {#held / 2 + reaped, finished}
+"""
+)
+
+
+class FrontierScheduler(Scheduler):
+    """scrapy-redis's ``Scheduler`` with leased pops and a run shared by many workers."""
+
+    crawler: Any
+    keys: Keys
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FrontierScheduler:
+        settings = crawler.settings
+        url = frontier_url(settings)
+        try:
+            scheduler = super().from_crawler(crawler)  # pings the server
+        except RedisError as exc:
+            raise SettingError(f"the frontier {redact(url)} cannot be reached: {exc}") from None
+        scheduler.crawler = crawler
+        scheduler.lease = lease_seconds(settings)
+        scheduler.worker = worker_id()
+        scheduler._leased = {}  # request -> its encoded form, the member of the in-flight hash
+        scheduler._beat_call = None
+        return scheduler
+
+    def open(self, spider: Any) -> None:
+        super().open(spider)  # the queue and scrapy-redis's duplicate filter
+        self.keys = Keys.of(self.crawler.settings, spider.name)
+        server = self.server
+        self._join = server.register_script(_JOIN)
+        self._pop = server.register_script(_POP)
+        self._state = server.register_script(_STATE)
+        self._leave = server.register_script(_LEAVE)
+        reaped, cleared, queued = self._join(
+            keys=self._run_keys(), args=[self.keys.prefix, self.worker, self._lease_ms()]
+        )
+        if cleared:
+            logger.info("frontier: cleared a finished run nobody had cleared")
+        if reaped:
+            logger.warning("frontier: %d requests of lost workers back in the queue", reaped)
+        logger.info(
+            "frontier %s: worker %s joined (%d requests queued)",
+            self.keys.prefix,
+            self.worker,
+            queued,
+        )
+        self.stats.set_value("rsarchive/frontier_worker", self.worker)
+        slot = self.crawler.engine._slot
+        self._nextcall = slot.nextcall
+        # Scrapy has no "request done" signal: the engine's slot forgets a request once its
+        # download, callback, item pipelines and follow-up scheduling are all over. That is the
+        # moment its lease ends.
+        forget = slot.remove_request
+
+        def remove_request(request: Request) -> None:
+            self._ack(request)
+            forget(request)
+
+        slot.remove_request = remove_request
+        # Renew the lease well before it ends; also wake the engine for work other workers queue.
+        self._beat_call = create_looping_call(self._beat)
+        self._beat_call.start(min(self.lease / 3, 1.0), now=False)
+
+    def close(self, reason: str) -> None:
+        if self._beat_call is not None and self._beat_call.running:
+            self._beat_call.stop()
+        requeued, finished = self._leave(
+            keys=self._run_keys(), args=[self.keys.prefix, self.worker]
+        )
+        if requeued:
+            logger.info("frontier: %d requests back in the queue for the other workers", requeued)
+        if finished:
+            logger.info("frontier %s: run finished, its keys cleared", self.keys.prefix)
+
+    def enqueue_request(self, request: Request) -> bool:
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            return False
+        self.stats.inc_value("scheduler/enqueued/redis")
+        self.queue.push(request)
+        return True
+
+    def next_request(self) -> Request | None:
+        data = self._pop(
+            keys=[self.keys.workers, self.queue.key, self.keys.inflight(self.worker)],
+            args=[self.keys.prefix],
+        )
+        if data is None:
+            return None
+        request = self.queue._decode_request(data)
+        self._leased[request] = data
+        self.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        """Work left in the run, here or at another worker: an idle worker waits for it."""
+        queued, inflight, seeding = self._state(
+            keys=[self.keys.workers, self.queue.key, self.keys.seeded], args=[self.keys.prefix]
+        )
+        return bool(queued or inflight or seeding)
+
+    def claim_seed(self) -> bool:
+        """True for the one worker of a run that seeds it (feeds, sitemaps, start pages)."""
+        return bool(self.server.set(self.keys.seeded, self.worker, nx=True))
+
+    def seeded(self) -> None:
+        self.server.set(self.keys.seeded, "done")
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _run_keys(self) -> list[str]:
+        return [self.keys.workers, self.queue.key, self.keys.dupefilter, self.keys.seeded]
+
+    def _lease_ms(self) -> int:
+        return int(self.lease * 1000)
+
+    def _ack(self, request: Request) -> None:
+        data = self._leased.pop(request, None)
+        if data is not None:
+            self.server.hdel(self.keys.inflight(self.worker), data)
+
+    def _beat(self) -> None:
+        started = time.monotonic()
+        try:
+            self.server.set(self.keys.heartbeat(self.worker), "1", px=self._lease_ms())
+            if self.server.zcard(self.queue.key):
+                self._nextcall.schedule()
+        except RedisError as exc:  # the next beat tries again; the lease covers a few misses
+            logger.error("frontier: cannot renew the lease: %s", exc)
+        if time.monotonic() - started > self.lease / 3:
+            logger.warning("frontier: Redis answers slowly; leases may expire")
