@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.pg import _APT_ENV, Unavailable, _free_port, _unavailable
+from pg import _APT_ENV, Unavailable, _free_port, _unavailable
 
 
 @dataclass

@@ -13,8 +13,9 @@ still going on), so one that joins mid-run, or one whose queue runs dry while ot
 fetch, waits instead of closing. The last worker to leave a finished run clears the run's keys,
 so the next run seeds afresh; a run all of whose workers stopped early resumes where it was.
 
-Also adapts scrapy-redis 0.9.1 to Scrapy 2.19: its scheduler passes ``spider=`` to the stats
-collector, which Scrapy 2.19 deprecates (fixed upstream, not yet released).
+Also adapts scrapy-redis 0.9.1 to Scrapy 2.19, which deprecates two things its scheduler does:
+passing ``spider=`` to the stats collector (fixed upstream, not yet released) and
+``Spider.log()`` (in ``open``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from scrapy.http import Request
 from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
 from rsarchive.config import SettingError
@@ -82,7 +84,8 @@ redis.call('HSET', KEYS[3], first[1], first[2])
 return first[1]
 """
 
-# The run's state (KEYS: workers, queue, seeded; ARGV: prefix): {queued, in flight, seeding}.
+# The run's state (KEYS: workers, queue, seeded; ARGV: prefix):
+# {queued, in flight, seeding, requeued from lost workers}.
 _STATE = (
     _REAP
     + """
@@ -91,7 +94,7 @@ local seeding = 0
 if seeder and seeder ~= 'done' and redis.call('EXISTS', ARGV[1] .. ':worker:' .. seeder) == 1 then
   seeding = 1
 end
-return {redis.call('ZCARD', KEYS[2]), inflight_total(), seeding}
+return {redis.call('ZCARD', KEYS[2]), inflight_total(), seeding, reaped}
 """
 )
 
@@ -139,7 +142,16 @@ class FrontierScheduler(Scheduler):
         return scheduler
 
     def open(self, spider: Any) -> None:
-        super().open(spider)  # the queue and scrapy-redis's duplicate filter
+        # As scrapy-redis's ``open``, which also logs through the deprecated ``Spider.log``.
+        self.spider = spider
+        self.queue = load_object(self.queue_cls)(
+            server=self.server,
+            spider=spider,
+            key=self.queue_key % {"spider": spider.name},
+            serializer=self.serializer,
+        )
+        if self.df is None:
+            self.df = load_object(self.dupefilter_cls).from_spider(spider)
         self.keys = Keys.of(self.crawler.settings, spider.name)
         server = self.server
         self._join = server.register_script(_JOIN)
@@ -151,8 +163,7 @@ class FrontierScheduler(Scheduler):
         )
         if cleared:
             logger.info("frontier: cleared a finished run nobody had cleared")
-        if reaped:
-            logger.warning("frontier: %d requests of lost workers back in the queue", reaped)
+        self._reaped(reaped)
         logger.info(
             "frontier %s: worker %s joined (%d requests queued)",
             self.keys.prefix,
@@ -209,9 +220,10 @@ class FrontierScheduler(Scheduler):
 
     def has_pending_requests(self) -> bool:
         """Work left in the run, here or at another worker: an idle worker waits for it."""
-        queued, inflight, seeding = self._state(
+        queued, inflight, seeding, reaped = self._state(
             keys=[self.keys.workers, self.queue.key, self.keys.seeded], args=[self.keys.prefix]
         )
+        self._reaped(reaped)
         return bool(queued or inflight or seeding)
 
     def claim_seed(self) -> bool:
@@ -228,6 +240,11 @@ class FrontierScheduler(Scheduler):
 
     def _lease_ms(self) -> int:
         return int(self.lease * 1000)
+
+    def _reaped(self, count: int) -> None:
+        if count:
+            logger.warning("frontier: %d requests of lost workers back in the queue", count)
+            self.stats.inc_value("rsarchive/frontier/requeued", count)
 
     def _ack(self, request: Request) -> None:
         data = self._leased.pop(request, None)

@@ -1,0 +1,141 @@
+"""Several crawler processes on one shared frontier (Redis) into one PostgreSQL archive.
+
+Real servers on 127.0.0.1, started here and stopped after: Redis (``tests/redis_server.py``),
+PostgreSQL (``tests/pg.py``) and a generated site of fixture-shaped pages that records every
+request (``tests/replica_site.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, rsarchive
+from pg import PostgresServer, postgres_server
+from redis_server import RedisServer, redis_server
+from replica_site import ReplicaSite, replica_site
+from test_postgres import content, rows
+
+PAGES = 500
+# The per-host limits every worker shares (the test server checks them).
+HOST_SLOTS = 3
+DELAY = 0.03
+LEASE = 3
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[ReplicaSite]:
+    with replica_site(PAGES) as server:
+        yield server
+
+
+def worker(db: str, site_url: str, log_dir: Path, *options: str) -> subprocess.Popen:
+    """`rsarchive crawl sitemap` in its own process, as cron or a container starts it."""
+    cmd = [
+        sys.executable, "-m", "rsarchive.cli", "crawl", "sitemap", "--db", db,
+        "--log-dir", str(log_dir), "-s", f"RSARCHIVE_SITE_URL={site_url}",
+        "-s", "AUTOTHROTTLE_ENABLED=0", "-s", "RETRY_TIMES=0", *options,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=180)
+    return proc.returncode, out + err
+
+
+def wait_for(condition, seconds: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def runs(db: str) -> list[dict]:
+    found = rows(db, "SELECT status, stats FROM crawl_runs ORDER BY id")
+    return [
+        {"status": r.status, **(json.loads(r.stats) if isinstance(r.stats, str) else r.stats or {})}
+        for r in found
+    ]
+
+
+def test_workers_share_one_frontier_lose_nothing_when_killed_and_keep_the_host_limits(
+    pg, redis, site, tmp_path
+):
+    # The reference: one process alone, no frontier, no delay.
+    alone = pg.new_database()
+    code, out = finish(worker(alone, site.url, tmp_path / "alone", "-s", "DOWNLOAD_DELAY=0"))
+    assert code == 0, out
+    reference = content(alone)
+    assert len(reference["articles"]) > 400  # not vacuous: the replicated articles
+    site.log.clear()
+    site.max_active = 0
+
+    shared = pg.new_database()
+    options = (
+        "--frontier", redis.url, "-s", f"DOWNLOAD_DELAY={DELAY}",
+        "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={HOST_SLOTS}",
+        "-s", f"RSARCHIVE_FRONTIER_LEASE={LEASE}",
+    )  # fmt: skip
+    logs = tmp_path / "logs"
+    workers = []
+    for n in range(3):
+        workers.append(worker(shared, site.url, logs, *options, "-s", f"RSARCHIVE_WORKER=w{n}"))
+    wait_for(lambda: site.answered() >= 150, 120)
+    os.kill(workers[1].pid, signal.SIGKILL)  # mid-run, with requests in flight
+    answered_at_kill = site.answered()
+    workers.append(worker(shared, site.url, logs, *options, "-s", "RSARCHIVE_WORKER=w3"))
+    outcomes = [finish(proc) for proc in workers]
+
+    assert outcomes[1][0] == -signal.SIGKILL
+    for code, out in outcomes[:1] + outcomes[2:]:
+        assert code == 0, out
+    for log in logs.glob("*.log"):
+        assert "ScrapyDeprecationWarning" not in log.read_text(), log
+    # Every page archived once, and the archive as one process alone makes it.
+    assert content(shared) == reference
+    assert rows(shared, "SELECT url FROM captures GROUP BY url HAVING count(*) > 1") == []
+    # The server saw every page once, but the few the killed worker had in flight.
+    counts = site.counts()
+    pages = site.article_paths
+    assert all(counts[p] >= 1 for p in pages)
+    repeated = {p: c for p, c in counts.items() if c > 1 and p in site.pages}
+    assert sum(repeated.values()) - len(repeated) <= 8, repeated  # its CONCURRENT_REQUESTS
+    assert counts["/sitemap.xml"] == 1
+    assert counts["/robots.txt"] <= len(workers) + 1  # each worker's robots.txt, the spider's
+    # The killed worker's requests went back in the queue; the late one took work.
+    stats = runs(shared)
+    assert len(stats) == 4
+    assert sum(s.get("rsarchive/frontier/requeued", 0) for s in stats) >= 1
+    assert answered_at_kill < PAGES
+    joined = [s for s in stats if s.get("rsarchive/frontier_worker") and s["status"] != "running"]
+    assert all(s.get("rsarchive/pages_stored", 0) > 0 for s in joined), stats
+    # The host's limits held for all workers together.
+    assert site.max_active <= HOST_SLOTS
+    # Starts are DELAY apart on Redis's clock; allow a little jitter on the way to the server.
+    assert site.busiest_window(2.0) <= 2.0 / DELAY + 1 + 10
+    # The run is over: its keys are cleared (only the host's limiter remains, expiring).
+    left = sorted(k.decode() for k in redis.client().keys("rsarchive:sitemap:*"))
+    assert left == []
