@@ -26,6 +26,8 @@ class ReplicaSite:
     url: str = ""
     # (path, arrived, answered) of every answered request, monotonic seconds.
     log: list[tuple[str, float, float]] = field(default_factory=list)
+    # Answers given once each, in order, before the page itself (e.g. a 429, then the page).
+    queued: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
     active: int = 0
     max_active: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,7 +55,14 @@ class ReplicaSite:
             best = max(best, end - start + 1)
         return best
 
-    def respond(self, path: str) -> tuple[int, str, bytes]:
+    def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            if self.queued.get(path):
+                return self.queued[path].pop(0)
+        status, ctype, body = self._page(path)
+        return status, {"Content-Type": ctype}, body
+
+    def _page(self, path: str) -> tuple[int, str, bytes]:
         if path == "/robots.txt":
             robots = f"User-agent: *\nAllow: /\nSitemap: {self.url}/sitemap.xml\n"
             return 200, "text/plain", robots.encode()
@@ -87,14 +96,15 @@ def replica_site(pages: int, latency: float = 0.0) -> Iterator[ReplicaSite]:
                 site.active += 1
                 site.max_active = max(site.max_active, site.active)
             time.sleep(site.latency)
-            status, ctype, body = site.respond(self.path)
+            status, headers, body = site.respond(self.path)
             # Counted as done before the answer goes out: a client cannot give its host slot
             # back (and another worker take it) before this point, so the count is exact.
             with site.lock:
                 site.active -= 1
                 site.log.append((self.path, arrived, time.monotonic()))
             self.send_response(status)
-            self.send_header("Content-Type", ctype)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

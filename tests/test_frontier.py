@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,7 +66,7 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
-def wait_for(condition, seconds: float) -> None:  # noqa: ANN001
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -92,6 +92,7 @@ def test_workers_share_one_frontier_lose_nothing_when_killed_and_keep_the_host_l
     assert len(reference["articles"]) > 400  # not vacuous: the replicated articles
     site.log.clear()
     site.max_active = 0
+    site.latency = 0.1  # slow answers: the host's slots, not only its delay, are needed
 
     shared = pg.new_database()
     options = (
@@ -139,3 +140,70 @@ def test_workers_share_one_frontier_lose_nothing_when_killed_and_keep_the_host_l
     # The run is over: its keys are cleared (only the host's limiter remains, expiring).
     left = sorted(k.decode() for k in redis.client().keys("rsarchive:sitemap:*"))
     assert left == []
+
+
+def test_a_retry_after_pauses_the_host_for_every_worker(redis, tmp_path):
+    with replica_site(60, latency=0.02) as small:
+        paused = small.article_paths[20]
+        small.queued[paused] = [(429, {"Retry-After": "2", "Content-Type": "text/plain"}, b"")]
+        db = f"sqlite:///{tmp_path / 'archive.db'}"
+        options = (
+            "--frontier", redis.url, "-s", "DOWNLOAD_DELAY=0.02", "-s", "RETRY_TIMES=2",
+            "-s", "RSARCHIVE_FRONTIER_KEY=pause:%(spider)s",
+        )  # fmt: skip
+        workers = [
+            worker(db, small.url, tmp_path / "logs", *options, "-s", f"RSARCHIVE_WORKER=w{n}")
+            for n in range(2)
+        ]
+        for code, out in map(finish, workers):
+            assert code == 0, out
+        arrivals = sorted((arrived, path) for path, arrived, _ in small.log)
+    refused = next(t for t, path in arrivals if path == paused)
+    retried = [t for t, path in arrivals if path == paused][1]
+    assert retried - refused >= 1.9
+    # Besides the few already on their way, nobody asked the host anything while it was paused.
+    during = [path for t, path in arrivals if refused + 0.5 < t < refused + 1.9]
+    assert during == []
+    assert len(arrivals) >= 60
+
+
+def test_the_cron_lock_is_per_worker_with_a_frontier(redis, tmp_path):
+    import fcntl
+
+    db_file = tmp_path / "archive.db"
+    lock = (tmp_path / "archive.db.lock.w1").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # worker w1 is running
+    try:
+        with replica_site(5) as small:
+            args = (str(db_file), small.url, tmp_path / "logs", "--frontier", redis.url)
+            code, out = finish(worker(*args, "-s", "RSARCHIVE_WORKER=w1"))
+            assert code == 75, out
+            assert "another crawl of this archive is running" in out
+            # Another worker of the same archive runs beside it.
+            code, out = finish(worker(*args, "-s", "RSARCHIVE_WORKER=w2"))
+            assert code == 0, out
+    finally:
+        lock.close()
+    assert len(rows(f"sqlite:///{db_file}", "SELECT id FROM articles")) >= 4
+
+
+@pytest.mark.parametrize(
+    ("frontier", "message"),
+    [
+        ("http://127.0.0.1:6379/0", "RSARCHIVE_FRONTIER_URL='http://127.0.0.1:6379/0' is not a"),
+        ("redis://:secret@127.0.0.1:{port}/0", "the frontier redis://:***@127.0.0.1:"),
+    ],
+)
+def test_a_frontier_that_cannot_be_used_is_a_configuration_error(frontier, message, tmp_path):
+    from pg import _free_port
+
+    frontier = frontier.format(port=_free_port())  # nothing listens there
+    result = rsarchive(
+        "crawl", "sitemap", "--db", str(tmp_path / "a.db"), "--frontier", frontier,
+        "-s", "RSARCHIVE_SITE_URL=http://127.0.0.1:9",
+    )  # fmt: skip
+    assert result.returncode == 78, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert message in first, result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr

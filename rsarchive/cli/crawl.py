@@ -330,7 +330,7 @@ def run_spider(
     process.start()
     try:
         stats = dict(crawler.stats.get_stats())
-    except AttributeError:  # stats never set up: the crawler failed before that
+    except (AttributeError, RuntimeError):  # stats never set up: it failed before that
         stats = {}
     return Outcome(stats, stats.get("finish_reason"), errors[0] if errors else None)
 

@@ -54,6 +54,20 @@ def redact(url: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc[2]}"))
 
 
+def connect(settings: Any) -> Any:
+    """A client of the frontier's Redis (scrapy-redis's settings), checked to answer."""
+    from redis.exceptions import RedisError
+    from scrapy_redis.connection import get_redis_from_settings
+
+    url = frontier_url(settings)
+    server = get_redis_from_settings(settings)
+    try:
+        server.ping()
+    except RedisError as exc:
+        raise SettingError(f"the frontier {redact(url)} cannot be reached: {exc}") from None
+    return server
+
+
 def lease_seconds(settings: Any) -> float:
     return get_float(settings, "RSARCHIVE_FRONTIER_LEASE", minimum=1)
 
@@ -100,13 +114,15 @@ class FrontierAddon:
     """Scrapy add-on: with ``RSARCHIVE_FRONTIER_URL`` set, crawl from the shared frontier."""
 
     def update_settings(self, settings: Any) -> None:
-        try:
-            url = frontier_url(settings)
-        except SettingError:
-            # Reported by the scheduler at start-up (configuration error, exit 78).
-            url = settings.get("RSARCHIVE_FRONTIER_URL")
+        url = frontier_url(settings)  # SettingError: the crawl does not start (exit 78)
         if not url:
             return
+        try:
+            import scrapy_redis  # noqa: F401
+        except ImportError:
+            raise SettingError(
+                "RSARCHIVE_FRONTIER_URL needs scrapy-redis: pip install 'rsarchive[frontier]'"
+            ) from None
         for name, value in {
             "SCHEDULER": "rsarchive.frontier.scheduler.FrontierScheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",

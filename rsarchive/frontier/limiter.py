@@ -22,10 +22,9 @@ from redis.exceptions import RedisError
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.asyncio import create_looping_call, sleep
 from scrapy.utils.httpobj import urlparse_cached
-from scrapy_redis.connection import get_redis_from_settings
 
 from rsarchive.config import get_float, get_int
-from rsarchive.frontier import lease_seconds, worker_id
+from rsarchive.frontier import connect, lease_seconds, worker_id
 from rsarchive.middlewares import retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -68,7 +67,8 @@ class HostLimiterMiddleware:
     def __init__(self, crawler: Any) -> None:
         settings = crawler.settings
         self.crawler = crawler
-        self.server = get_redis_from_settings(settings)
+        # First to start (the downloader is built before the engine opens): checks the server.
+        self.server = connect(settings)
         self.slots = get_int(settings, "CONCURRENT_REQUESTS_PER_DOMAIN", minimum=1)
         self.delay = get_float(settings, "DOWNLOAD_DELAY", minimum=0)
         self.lease = lease_seconds(settings)

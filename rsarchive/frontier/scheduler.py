@@ -30,8 +30,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
-from rsarchive.config import SettingError
-from rsarchive.frontier import Keys, frontier_url, lease_seconds, redact, worker_id
+from rsarchive.frontier import Keys, connect, lease_seconds, worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +128,8 @@ class FrontierScheduler(Scheduler):
     @classmethod
     def from_crawler(cls, crawler: Any) -> FrontierScheduler:
         settings = crawler.settings
-        url = frontier_url(settings)
-        try:
-            scheduler = super().from_crawler(crawler)  # pings the server
-        except RedisError as exc:
-            raise SettingError(f"the frontier {redact(url)} cannot be reached: {exc}") from None
+        connect(settings)  # a clear error, not a traceback, when the server does not answer
+        scheduler = super().from_crawler(crawler)
         scheduler.crawler = crawler
         scheduler.lease = lease_seconds(settings)
         scheduler.worker = worker_id()
