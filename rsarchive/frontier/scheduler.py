@@ -251,9 +251,10 @@ class FrontierScheduler(Scheduler):
         started = time.monotonic()
         try:
             self.server.set(self.keys.heartbeat(self.worker), "1", px=self._lease_ms())
-            if self.server.zcard(self.queue.key):
-                self._nextcall.schedule()
         except RedisError as exc:  # the next beat tries again; the lease covers a few misses
             logger.error("frontier: cannot renew the lease: %s", exc)
+        # The engine looks for work (or finds the run over) only every 5 s by itself: work
+        # other workers queue, or the end of the run, is noticed within a beat instead.
+        self._nextcall.schedule()
         if time.monotonic() - started > self.lease / 3:
             logger.warning("frontier: Redis answers slowly; leases may expire")
