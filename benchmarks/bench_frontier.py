@@ -38,21 +38,22 @@ def crawl(n: int, db: str, site_url: str, frontier: str, args: argparse.Namespac
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
     logs = Path(tempfile.mkdtemp(prefix="bench-frontier-"))
     started = time.monotonic()
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable, "-m", "rsarchive.cli", "crawl", "sitemap", "--db", db,
-                "--frontier", frontier, "--log-dir", str(logs),
-                "-s", f"RSARCHIVE_SITE_URL={site_url}", "-s", f"RSARCHIVE_WORKER=w{i}",
-                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.slots}",
-                "-s", f"CONCURRENT_REQUESTS={args.per_worker}",
-                "-s", f"DOWNLOAD_DELAY={args.delay}", "-s", "AUTOTHROTTLE_ENABLED=0",
-                "-s", "RETRY_TIMES=0", "-s", "LOG_LEVEL=WARNING",
-            ],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for i in range(n)
-    ]
+    workers = []
+    for i in range(n):
+        cmd = [
+            sys.executable, "-m", "rsarchive.cli", "crawl", "sitemap", "--db", db,
+            "--frontier", frontier, "--log-dir", str(logs),
+            "-s", f"RSARCHIVE_SITE_URL={site_url}", "-s", f"RSARCHIVE_WORKER=w{i}",
+            "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={args.slots}",
+            "-s", f"CONCURRENT_REQUESTS={args.per_worker}",
+            "-s", f"DOWNLOAD_DELAY={args.delay}", "-s", "AUTOTHROTTLE_ENABLED=0",
+            "-s", "RETRY_TIMES=0", "-s", "LOG_LEVEL=WARNING",
+        ]  # fmt: skip
+        workers.append(
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     for proc in workers:
         out, err = proc.communicate(timeout=1800)
         if proc.returncode != 0:

@@ -26,6 +26,13 @@ from pg import _APT_ENV, Unavailable, _free_port, _unavailable
 @dataclass
 class RedisServer:
     port: int
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """Shut the server down now (a frontier that goes away mid-run)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
     @property
     def url(self) -> str:
@@ -85,7 +92,7 @@ def redis_server() -> Iterator[RedisServer]:
             proc.wait(timeout=10)
         else:
             raise RuntimeError(f"redis-server would not start: {(home / 'redis.log').read_text()}")
-        yield RedisServer(port)
+        yield RedisServer(port, proc)
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()

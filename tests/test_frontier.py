@@ -207,3 +207,51 @@ def test_a_frontier_that_cannot_be_used_is_a_configuration_error(frontier, messa
     assert message in first, result.stderr
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_worker_whose_redis_goes_away_stops_with_75_and_keeps_what_it_stored(tmp_path):
+    with redis_server() as lost, replica_site(200, latency=0.05) as small:
+        db = tmp_path / "archive.db"
+        proc = worker(
+            str(db), small.url, tmp_path / "logs", "--frontier", lost.url,
+            "-s", "RSARCHIVE_FRONTIER_LEASE=2", "-s", "DOWNLOAD_DELAY=0.05",
+        )  # fmt: skip
+        wait_for(lambda: small.answered() >= 20, 60)
+        lost.stop()
+        code, out = finish(proc)
+    assert code == 75, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["finish_reason"] == "frontier_unavailable"
+    assert "Traceback" not in out
+    # The pages fetched before are stored; those it could not send are recorded as failed.
+    assert summary["stats"]["rsarchive/pages_stored"] >= 15
+    assert rows(f"sqlite:///{db}", "SELECT count(*) AS n FROM captures")[0].n >= 15
+    failed = rows(f"sqlite:///{db}", "SELECT count(*) AS n FROM fetch_state WHERE failures > 0")
+    assert failed[0].n == summary["stats"].get("rsarchive/fetch_failed", 0)
+
+
+def test_a_run_stopped_with_sigterm_is_resumed_by_the_next_worker(redis, tmp_path):
+    with replica_site(120, latency=0.05) as small:
+        db = tmp_path / "archive.db"
+        options = (
+            "--frontier", redis.url, "-s", "DOWNLOAD_DELAY=0.03",
+            "-s", "RSARCHIVE_FRONTIER_KEY=resume:%(spider)s",
+        )  # fmt: skip
+        first = worker(str(db), small.url, tmp_path / "logs", *options)
+        wait_for(lambda: small.answered() >= 20, 60)
+        first.send_signal(signal.SIGTERM)
+        code, out = finish(first)
+        assert code == 3, out
+        client = redis.client()
+        # What it had not done is back in the queue, nothing is held.
+        assert client.zcard("resume:sitemap:requests") > 0
+        assert client.keys("resume:sitemap:inflight:*") == []
+        code, out = finish(worker(str(db), small.url, tmp_path / "logs", *options))
+        assert code == 0, out
+        second_log = max((tmp_path / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+        assert "joining a seeded run" in second_log.read_text()
+        counts = small.counts()
+    assert all(counts[path] == 1 for path in small.article_paths), counts
+    assert counts["/sitemap.xml"] == 1
+    assert rows(f"sqlite:///{db}", "SELECT count(*) AS n FROM captures")[0].n == 120
+    assert client.keys("resume:sitemap:*") == []

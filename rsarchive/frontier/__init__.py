@@ -127,6 +127,9 @@ class FrontierAddon:
             "SCHEDULER": "rsarchive.frontier.scheduler.FrontierScheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
             "REDIS_URL": url,
+            # Every Redis call blocks the crawl's thread: a host that went away must not stall
+            # it for scrapy-redis's default 30 s a call.
+            "REDIS_PARAMS": {"socket_timeout": 5, "socket_connect_timeout": 5},
             # Workers come and go; the last one to leave a finished run clears it, not each one.
             "SCHEDULER_PERSIST": True,
             "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",

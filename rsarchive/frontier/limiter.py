@@ -25,6 +25,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from rsarchive.config import get_float, get_int
 from rsarchive.frontier import connect, lease_seconds, worker_id
+from rsarchive.frontier.scheduler import REQUEUE
 from rsarchive.middlewares import retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ if now + pause > after then
 end
 return 1
 """
+
+
+class FrontierUnavailable(Exception):
+    """The shared limiter cannot be asked: the request is not sent."""
+
 
 #: Longest nap between two tries for a slot (a slot given back is noticed within this).
 POLL = 0.05
@@ -102,15 +108,16 @@ class HostLimiterMiddleware:
                     )
                 )
             except RedisError as exc:
-                # Going out without a turn could break the host's limits: the request is
-                # given up (and recorded as failed for the next run).
-                raise IgnoreRequest(f"frontier limiter unreachable: {exc}") from exc
+                # Going out without a turn could break the host's limits: the request fails
+                # (recorded as failed, for the next run).
+                raise FrontierUnavailable(f"the host limiter does not answer: {exc}") from exc
             if answer == 0:
                 break
             nap = POLL if answer < 0 else min(answer, 1.0)
             waited += nap
             await sleep(nap)
             if not self.crawler.engine.running:
+                request.meta[REQUEUE] = True  # not sent: back to the queue for another worker
                 raise IgnoreRequest("shutting down")
         self._held[token] = slots_key
         request.meta["rsarchive_host_slot"] = token

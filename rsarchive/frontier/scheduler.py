@@ -27,12 +27,18 @@ from typing import Any
 from redis.exceptions import RedisError
 from scrapy.http import Request
 from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
 from rsarchive.frontier import Keys, connect, lease_seconds, worker_id
 
 logger = logging.getLogger(__name__)
+
+#: The close reason (and ``rsarchive/<reason>`` stat) of a worker whose Redis stopped answering.
+UNAVAILABLE = "frontier_unavailable"
+#: Request meta: the request was not sent (a shutdown): its lease stays, to go back to the queue.
+REQUEUE = "rsarchive_frontier_requeue"
 
 # Lua prelude: put the in-flight requests of every worker whose heartbeat expired back in the
 # queue (KEYS[1] workers set, KEYS[2] queue; ARGV[1] key prefix). Sets ``reaped``.
@@ -135,6 +141,8 @@ class FrontierScheduler(Scheduler):
         scheduler.worker = worker_id()
         scheduler._leased = {}  # request -> its encoded form, the member of the in-flight hash
         scheduler._beat_call = None
+        scheduler._failing_since = None  # when Redis stopped answering (monotonic)
+        scheduler._stopping = False
         return scheduler
 
     def open(self, spider: Any) -> None:
@@ -186,9 +194,17 @@ class FrontierScheduler(Scheduler):
     def close(self, reason: str) -> None:
         if self._beat_call is not None and self._beat_call.running:
             self._beat_call.stop()
-        requeued, finished = self._leave(
-            keys=self._run_keys(), args=[self.keys.prefix, self.worker]
-        )
+        try:
+            requeued, finished = self._leave(
+                keys=self._run_keys(), args=[self.keys.prefix, self.worker]
+            )
+        except RedisError as exc:
+            logger.error(
+                "frontier: cannot leave the run (%s): the requests this worker held go back "
+                "to the queue when its lease ends",
+                exc,
+            )
+            return
         if requeued:
             logger.info("frontier: %d requests back in the queue for the other workers", requeued)
         if finished:
@@ -203,10 +219,15 @@ class FrontierScheduler(Scheduler):
         return True
 
     def next_request(self) -> Request | None:
-        data = self._pop(
-            keys=[self.keys.workers, self.queue.key, self.keys.inflight(self.worker)],
-            args=[self.keys.prefix],
-        )
+        try:
+            data = self._pop(
+                keys=[self.keys.workers, self.queue.key, self.keys.inflight(self.worker)],
+                args=[self.keys.prefix],
+            )
+        except RedisError as exc:
+            self._unreachable(exc)
+            return None
+        self._failing_since = None
         if data is None:
             return None
         request = self.queue._decode_request(data)
@@ -216,9 +237,13 @@ class FrontierScheduler(Scheduler):
 
     def has_pending_requests(self) -> bool:
         """Work left in the run, here or at another worker: an idle worker waits for it."""
-        queued, inflight, seeding, reaped = self._state(
-            keys=[self.keys.workers, self.queue.key, self.keys.seeded], args=[self.keys.prefix]
-        )
+        try:
+            queued, inflight, seeding, reaped = self._state(
+                keys=[self.keys.workers, self.queue.key, self.keys.seeded], args=[self.keys.prefix]
+            )
+        except RedisError as exc:
+            self._unreachable(exc)
+            return True  # the run's state is unknown: wait (a while) rather than leave it
         self._reaped(reaped)
         return bool(queued or inflight or seeding)
 
@@ -244,15 +269,32 @@ class FrontierScheduler(Scheduler):
 
     def _ack(self, request: Request) -> None:
         data = self._leased.pop(request, None)
-        if data is not None:
+        if data is None or request.meta.get(REQUEUE):
+            return  # (REQUEUE: not sent, because of a shutdown: it goes back to the queue)
+        try:
             self.server.hdel(self.keys.inflight(self.worker), data)
+        except RedisError as exc:
+            logger.warning("frontier: %s may be fetched again (%s)", request.url, exc)
+
+    def _unreachable(self, exc: RedisError) -> None:
+        """Redis does not answer: wait a lease's time for it, then stop the run (exit 75)."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            logger.error("frontier: Redis does not answer: %s", exc)
+        elif now - self._failing_since > self.lease and not self._stopping:
+            self._stopping = True
+            logger.error("frontier: Redis has not answered for %.0f s: stopping", self.lease)
+            self.stats.set_value(f"rsarchive/{UNAVAILABLE}", str(exc))
+            engine = self.crawler.engine
+            self._closing = deferred_from_coro(engine.close_spider_async(reason=UNAVAILABLE))
 
     def _beat(self) -> None:
         started = time.monotonic()
         try:
             self.server.set(self.keys.heartbeat(self.worker), "1", px=self._lease_ms())
         except RedisError as exc:  # the next beat tries again; the lease covers a few misses
-            logger.error("frontier: cannot renew the lease: %s", exc)
+            self._unreachable(exc)
         # The engine looks for work (or finds the run over) only every 5 s by itself: work
         # other workers queue, or the end of the run, is noticed within a beat instead.
         self._nextcall.schedule()
