@@ -13,8 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from xml.sax.saxutils import escape
+
+from conftest import Answer, loopback_http
 
 from benchmarks.bench_pipeline import SITE, replicate
 
@@ -27,7 +29,7 @@ class ReplicaSite:
     # (path, arrived, answered) of every answered request, monotonic seconds.
     log: list[tuple[str, float, float]] = field(default_factory=list)
     # Answers given once each, in order, before the page itself (e.g. a 429, then the page).
-    queued: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
+    queued: dict[str, list[Answer]] = field(default_factory=dict)
     active: int = 0
     max_active: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,7 +57,7 @@ class ReplicaSite:
             best = max(best, end - start + 1)
         return best
 
-    def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def respond(self, path: str) -> Answer:
         with self.lock:
             if self.queued.get(path):
                 return self.queued[path].pop(0)
@@ -89,37 +91,20 @@ def replica_site(pages: int, latency: float = 0.0) -> Iterator[ReplicaSite]:
         latency,
     )
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            arrived = time.monotonic()
-            with site.lock:
-                site.active += 1
-                site.max_active = max(site.max_active, site.active)
-            time.sleep(site.latency)
-            status, headers, body = site.respond(self.path)
-            # Counted as done before the answer goes out: a client cannot give its host slot
-            # back (and another worker take it) before this point, so the count is exact.
-            with site.lock:
-                site.active -= 1
-                site.log.append((self.path, arrived, time.monotonic()))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(handler: BaseHTTPRequestHandler) -> Answer:
+        arrived = time.monotonic()
+        with site.lock:
+            site.active += 1
+            site.max_active = max(site.max_active, site.active)
+        time.sleep(site.latency)
+        status, headers, body = site.respond(handler.path)
+        # Counted as done before the answer goes out: a client cannot give its host slot back
+        # (and another worker take it) before this point, so the count is exact.
+        with site.lock:
+            site.active -= 1
+            site.log.append((handler.path, arrived, time.monotonic()))
+        return status, headers, body
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    site.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_http(answer) as url:
+        site.url = url
         yield site
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
