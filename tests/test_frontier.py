@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, rsarchive
+from conftest import ROOT, rsarchive, scrapy_crawl
 from pg import PostgresServer, postgres_server
 from redis_server import RedisServer, redis_server
 from replica_site import ReplicaSite, replica_site
@@ -188,19 +188,22 @@ def test_the_cron_lock_is_per_worker_with_a_frontier(redis, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("frontier", "message"),
+    ("frontier", "setting", "message"),
     [
-        ("http://127.0.0.1:6379/0", "RSARCHIVE_FRONTIER_URL='http://127.0.0.1:6379/0' is not a"),
-        ("redis://:secret@127.0.0.1:{port}/0", "the frontier redis://:***@127.0.0.1:"),
+        ("http://127.0.0.1:6379/0", "", "RSARCHIVE_FRONTIER_URL='http://127.0.0.1:6379/0'"),
+        ("redis://:secret@127.0.0.1:{port}/0", "", "the frontier redis://:***@127.0.0.1:"),
+        ("redis://127.0.0.1:{port}/0", "RSARCHIVE_FRONTIER_KEY=a:%(s)s", "is not a key prefix"),
     ],
 )
-def test_a_frontier_that_cannot_be_used_is_a_configuration_error(frontier, message, tmp_path):
+def test_a_frontier_that_cannot_be_used_is_a_configuration_error(
+    frontier, setting, message, tmp_path
+):
     from pg import _free_port
 
     frontier = frontier.format(port=_free_port())  # nothing listens there
     result = rsarchive(
         "crawl", "sitemap", "--db", str(tmp_path / "a.db"), "--frontier", frontier,
-        "-s", "RSARCHIVE_SITE_URL=http://127.0.0.1:9",
+        "-s", "RSARCHIVE_SITE_URL=http://127.0.0.1:9", "-s", setting or "LOG_LEVEL=INFO",
     )  # fmt: skip
     assert result.returncode == 78, result.stderr
     first = result.stderr.splitlines()[0]
@@ -255,3 +258,23 @@ def test_a_run_stopped_with_sigterm_is_resumed_by_the_next_worker(redis, tmp_pat
     assert counts["/sitemap.xml"] == 1
     assert rows(f"sqlite:///{db}", "SELECT count(*) AS n FROM captures")[0].n == 120
     assert client.keys("resume:sitemap:*") == []
+
+
+SPIDER_KEY = "s:%(spider)s"
+
+
+def test_scrapy_crawl_takes_the_frontier_as_a_setting(redis, tmp_path):
+    with replica_site(30) as small:
+        result = scrapy_crawl(
+            "sitemap",
+            tmp_path / "archive.db",
+            small.url,
+            settings={"RSARCHIVE_FRONTIER_URL": redis.url, "RSARCHIVE_FRONTIER_KEY": SPIDER_KEY},
+        )
+        counts = small.counts()
+    assert result.returncode == 0, result.log
+    assert "this worker seeds the run" in result.log
+    assert "'scheduler/dequeued/redis': 32" in result.log  # robots.txt, sitemap, 30 pages
+    assert result.rows("SELECT count(*) FROM captures") == [(30,)]
+    assert all(counts[path] == 1 for path in small.article_paths)
+    assert redis.client().keys("s:*") == []  # the run is over: its keys are cleared

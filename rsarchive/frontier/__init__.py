@@ -117,6 +117,14 @@ class FrontierAddon:
         url = frontier_url(settings)  # SettingError: the crawl does not start (exit 78)
         if not url:
             return
+        key = settings.get("RSARCHIVE_FRONTIER_KEY")
+        try:
+            key % {"spider": "spider"}
+        except (KeyError, ValueError, TypeError):
+            raise SettingError(
+                f"RSARCHIVE_FRONTIER_KEY={key!r} is not a key prefix: use %(spider)s for the "
+                "spider's name, e.g. rsarchive:%(spider)s"
+            ) from None
         try:
             import scrapy_redis  # noqa: F401
         except ImportError:
