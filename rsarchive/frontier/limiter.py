@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from redis.exceptions import RedisError
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.asyncio import create_looping_call, sleep
 from scrapy.utils.httpobj import urlparse_cached
@@ -87,6 +88,7 @@ class HostLimiterMiddleware:
         self._held: dict[str, str] = {}  # token -> the host's slots key
         self._renew = create_looping_call(self._renew_slots)
         self._renew.start(min(self.lease / 3, 1.0), now=False)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HostLimiterMiddleware:
@@ -140,6 +142,10 @@ class HostLimiterMiddleware:
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
         self._release(request)
+
+    def spider_closed(self) -> None:
+        if self._renew.running:
+            self._renew.stop()
 
     def _keys(self, host: str) -> tuple[str, str]:
         base = f"{self.prefix}:{host}"
