@@ -278,3 +278,23 @@ def test_scrapy_crawl_takes_the_frontier_as_a_setting(redis, tmp_path):
     assert result.rows("SELECT count(*) FROM captures") == [(30,)]
     assert all(counts[path] == 1 for path in small.article_paths)
     assert redis.client().keys("s:*") == []  # the run is over: its keys are cleared
+
+
+def test_a_worker_without_robots_txt_stops_with_75_and_leaves_the_run_to_the_next(redis, tmp_path):
+    with replica_site(20) as small:
+        unavailable = (503, {"Content-Type": "text/plain"}, b"")
+        small.queued["/robots.txt"] = [unavailable]
+        db = str(tmp_path / "archive.db")
+        options = (
+            "--frontier", redis.url, "-s", "DOWNLOAD_DELAY=0",
+            "-s", "RSARCHIVE_FRONTIER_KEY=robots:%(spider)s",
+        )  # fmt: skip
+        code, out = finish(worker(db, small.url, tmp_path / "logs", *options))
+        assert code == 75, out
+        assert "robots_unavailable" in out
+        # Its start request (the spider's robots.txt) went back to the queue, not lost.
+        assert redis.client().zcard("robots:sitemap:requests") == 1
+        code, out = finish(worker(db, small.url, tmp_path / "logs", *options))
+        assert code == 0, out
+    assert rows(f"sqlite:///{db}", "SELECT count(*) AS n FROM captures")[0].n == 20
+    assert redis.client().keys("robots:*") == []

@@ -142,6 +142,11 @@ class HostLimiterMiddleware:
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
         self._release(request)
+        slot = self.crawler.engine._slot
+        if isinstance(exception, IgnoreRequest) and slot is not None and slot.closing:
+            # Not sent because this worker is stopping (robots.txt unavailable, a shutdown):
+            # the request goes back to the queue for another worker or the next run.
+            request.meta[REQUEUE] = True
 
     def spider_closed(self) -> None:
         if self._renew.running:
