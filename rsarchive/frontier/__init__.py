@@ -88,14 +88,6 @@ class Keys:
         return cls(settings.get("RSARCHIVE_FRONTIER_KEY") % {"spider": spider})
 
     @property
-    def requests(self) -> str:
-        return f"{self.prefix}:requests"
-
-    @property
-    def dupefilter(self) -> str:
-        return f"{self.prefix}:dupefilter"
-
-    @property
     def seeded(self) -> str:
         return f"{self.prefix}:seeded"
 

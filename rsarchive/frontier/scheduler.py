@@ -257,7 +257,8 @@ class FrontierScheduler(Scheduler):
     # -- internals ---------------------------------------------------------------------------
 
     def _run_keys(self) -> list[str]:
-        return [self.keys.workers, self.queue.key, self.keys.dupefilter, self.keys.seeded]
+        # The queue's and duplicate filter's own keys (a -s SCHEDULER_*_KEY may name them).
+        return [self.keys.workers, self.queue.key, self.df.key, self.keys.seeded]
 
     def _lease_ms(self) -> int:
         return int(self.lease * 1000)
