@@ -43,6 +43,8 @@ REASON_EXIT_CODES = {
     # Scrapy's reason when the spider's start() raised: the run could not begin.
     "start_error": EXIT_CONFIG,
     "robots_unavailable": EXIT_TRY_LATER,
+    # A worker of a shared frontier (rsarchive.frontier) whose Redis stopped answering.
+    "frontier_unavailable": EXIT_TRY_LATER,
 }
 
 #: Stats that count a page the run did not archive.

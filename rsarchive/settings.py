@@ -37,6 +37,17 @@ RSARCHIVE_LOG_DIR = os.environ.get("RSARCHIVE_LOG_DIR", "")
 RSARCHIVE_RETRY_AFTER_MAX = os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300")
 # `scrapy crawl wayback`: the Wayback Machine (its CDX API and raw captures) to back-fill from.
 RSARCHIVE_WAYBACK_URL = os.environ.get("RSARCHIVE_WAYBACK_URL", "https://web.archive.org")
+# Several crawler processes on one shared frontier (scrapy-redis): a Redis URL such as
+# redis://HOST:6379/0; empty: this process crawls alone. See rsarchive/frontier/.
+RSARCHIVE_FRONTIER_URL = os.environ.get("RSARCHIVE_FRONTIER_URL", "")
+# Seconds after which the requests of a worker that stopped answering go back in the queue.
+RSARCHIVE_FRONTIER_LEASE = os.environ.get("RSARCHIVE_FRONTIER_LEASE", "30")
+# Redis key prefixes: a spider's frontier (queue, duplicate filter, workers), and the per-host
+# politeness budget every spider shares.
+RSARCHIVE_FRONTIER_KEY = os.environ.get("RSARCHIVE_FRONTIER_KEY", "rsarchive:%(spider)s")
+RSARCHIVE_FRONTIER_HOST_KEY = os.environ.get("RSARCHIVE_FRONTIER_HOST_KEY", "rsarchive:host")
+# `rsarchive crawl` with a frontier: the cron lock is this worker's (default: the host name).
+RSARCHIVE_WORKER = os.environ.get("RSARCHIVE_WORKER", "")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"
@@ -72,6 +83,8 @@ DOWNLOADER_MIDDLEWARES = {
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,
 }
+# With RSARCHIVE_FRONTIER_URL set: the shared scrapy-redis scheduler, duplicate filter and limits.
+ADDONS = {"rsarchive.frontier.FrontierAddon": 0}
 ITEM_PIPELINES = {
     "rsarchive.pipelines.split.SplitPipeline": 100,
     "rsarchive.pipelines.clean.CleanPipeline": 200,

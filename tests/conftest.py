@@ -21,6 +21,9 @@ from rsarchive.demo import FixtureSite
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: An HTTP answer: status, headers, body.
+Answer = tuple[int, dict[str, str], bytes]
+
 
 @dataclass
 class SiteServer:
@@ -72,14 +75,13 @@ def fixture_site() -> FixtureSite:
 
 
 @contextmanager
-def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
-    """The fixture site served on 127.0.0.1 until the block ends (for fixtures of any scope)."""
-    server_state = SiteServer(fixture_site)
+def loopback_http(answer: Callable[[BaseHTTPRequestHandler], Answer]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 (a free port) that answers each GET with
+    ``answer(handler)``, in a thread per request, until the block ends; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            server_state.user_agents.add(self.headers.get("User-Agent", ""))
-            status, headers, body = server_state.answer(self.path, dict(self.headers.items()))
+            status, headers, body = answer(self)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -93,15 +95,29 @@ def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server_state
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def running_site(fixture_site: FixtureSite) -> Iterator[SiteServer]:
+    """The fixture site served on 127.0.0.1 until the block ends (for fixtures of any scope)."""
+    server_state = SiteServer(fixture_site)
+
+    def answer(handler: BaseHTTPRequestHandler) -> Answer:
+        server_state.user_agents.add(handler.headers.get("User-Agent", ""))
+        return server_state.answer(handler.path, dict(handler.headers.items()))
+
+    with loopback_http(answer) as url:
+        server_state.url = url
+        yield server_state
 
 
 @pytest.fixture

@@ -119,13 +119,15 @@ def prepare_schema(engine: Engine) -> None:
     """Create a fresh archive at the current version, or check an existing one's version.
 
     An existing archive is only read (no write lock). An empty one is created in one write
-    transaction (BEGIN IMMEDIATE on SQLite) that looks again first: of two processes creating
-    the same new file, one creates it and the other finds it made.
+    transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL) that looks again
+    first: of two processes creating the same new database, one creates it and the other finds
+    it made.
     """
     with engine.execution_options(**READ_ONLY).connect() as conn:
         empty = current_revision(conn) is None
     if empty:
         with engine.begin() as conn:
+            _lock_schema(conn)
             if current_revision(conn) is None:
                 create_schema(conn)
                 _stamp(conn, head_revision())
@@ -143,6 +145,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
     head = head_revision()
     with engine.begin() as conn:
+        _lock_schema(conn)
         before = current_revision(conn)
         if before is None:
             create_schema(conn)
@@ -157,6 +160,17 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             _stamp(conn, BASELINE)  # untagged databases of issue-2 code
         command.upgrade(alembic_config(conn), "head")
         return before, current_revision(conn) or head
+
+
+#: The PostgreSQL advisory lock key that serialises schema changes (any constant of our own).
+_SCHEMA_LOCK = 0x72736172  # "rsar"
+
+
+def _lock_schema(conn: Connection) -> None:
+    """On PostgreSQL, wait for any other process changing the schema (workers starting
+    together on a new database): its transaction does not block ours by itself."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
 
 
 def _stamp(conn: Connection, revision: str) -> None:

@@ -87,6 +87,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_db_argument(crawl)
     crawl.add_argument(
+        "--frontier",
+        metavar="REDIS_URL",
+        help="share one request queue with other workers (redis://HOST:6379/0; default: "
+        "$RSARCHIVE_FRONTIER_URL); the lock is then this worker's ($RSARCHIVE_WORKER, else the "
+        "host name)",
+    )
+    crawl.add_argument(
         "--log-dir",
         metavar="DIR",
         help="where each run's log file goes (default: $RSARCHIVE_LOG_DIR, else logs/ beside "
@@ -153,7 +160,21 @@ def _plan(args: argparse.Namespace) -> Plan:
         )
     overrides["RSARCHIVE_LOG_DIR"] = str(log_dir)
     lock_path = Path(f"{db_file}.lock") if db_file is not None else log_dir / "crawl.lock"
+    if args.frontier:
+        overrides["RSARCHIVE_FRONTIER_URL"] = args.frontier
+    if overrides.get("RSARCHIVE_FRONTIER_URL", project.RSARCHIVE_FRONTIER_URL):
+        # Several workers share the run: the lock keeps one run per worker name.
+        worker = overrides.get("RSARCHIVE_WORKER") or project.RSARCHIVE_WORKER
+        lock_path = lock_path.with_name(f"{lock_path.name}.{_lock_name(worker)}")
     return Plan(args.spider, spider_args, overrides, db, log_dir, lock_path)
+
+
+def _lock_name(worker: str) -> str:
+    """A worker name fit for a file name (default: this host's name)."""
+    import socket
+
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker or socket.gethostname())
+    return name.strip(".") or "worker"
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -309,7 +330,7 @@ def run_spider(
     process.start()
     try:
         stats = dict(crawler.stats.get_stats())
-    except AttributeError:  # stats never set up: the crawler failed before that
+    except (AttributeError, RuntimeError):  # stats never set up: it failed before that
         stats = {}
     return Outcome(stats, stats.get("finish_reason"), errors[0] if errors else None)
 
