@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -74,6 +75,11 @@ def read_metadata(root: HtmlElement) -> Metadata:
     return md
 
 
+# RebelMouse wraps its JSON-LD in CDATA (``<![CDATA[ {...} ]]>``, sometimes behind ``//``): in
+# HTML that is not markup, the script's text holds the wrapper verbatim.
+_CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[(.*?)(?://\s*)?\]\]>\s*$", re.S)
+
+
 def _read_jsonld(root: HtmlElement) -> tuple[dict[str, Any] | None, bool]:
     """The first article node of the page's JSON-LD (in a list, an ``@graph`` or plain)."""
     invalid = False
@@ -81,6 +87,9 @@ def _read_jsonld(root: HtmlElement) -> tuple[dict[str, Any] | None, bool]:
         if (script.get("type") or "").strip().lower() != "application/ld+json":
             continue
         raw = (script.text or "").strip()
+        cdata = _CDATA.match(raw)
+        if cdata:
+            raw = cdata.group(1).strip()
         if not raw:
             continue
         try:

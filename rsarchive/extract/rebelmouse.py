@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from lxml import etree
 from lxml.html import HtmlElement
 
+from rsarchive.extract.body import article_body, image_url
 from rsarchive.extract.metadata import (
     Metadata,
     jsonld_image,
@@ -28,28 +29,14 @@ from rsarchive.extract.metadata import (
     parse_date,
     read_metadata,
 )
-from rsarchive.extract.text import (
-    block_text,
-    inline_text,
-    normalize_space,
-    remove,
-    sanitize_html,
-)
+from rsarchive.extract.text import block_text, inline_text, normalize_space, remove
+from rsarchive.extract.xpath import X
+from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
 from rsarchive.urls import is_home, normalize_url, same_site
 
 PARSER_VERSION = "rebelmouse-2026.11"
 
-
-def _cls(name: str) -> str:
-    """XPath test for a class name; the cheap ``contains`` first spares most elements the rest."""
-    return (
-        f"(contains(@class, '{name}') and "
-        f"contains(concat(' ', normalize-space(@class), ' '), ' {name} '))"
-    )
-
-
-X = etree.XPath
 
 # §1 blocks and posts
 BLOCKS = X(f"//div[@data-source][{_cls('posts-custom')}]")
@@ -77,18 +64,6 @@ HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
 
-# Inside a body: what is chrome, what is an inline image.
-_CHROME_CLASSES = frozenset(
-    {"proper-ad-unit", "rs_ad_block", "ad-tag", "newsletter", "share-panel", "social-share"}
-    | {"share-buttons", "widget__shares", "widget__show-more", "js-keep-reading"}
-)
-_CHROME_TAGS = frozenset({"script", "style", "noscript", "template"})
-INLINE_IMAGES = X(f".//img[{_cls('rm-shortcode')} or not(ancestor::*[{_cls('rm-shortcode')}])]")
-LINKS = X(".//a[@href] | .//img[@src]")
-IMAGE_HOLDER = X(f"ancestor::*[{_cls('shortcode-media-rebelmouse-image')} or self::figure][1]")
-IMAGE_CAPTION = X(f".//*[{_cls('media-caption')} or {_cls('photo-caption')} or self::figcaption]")
-IMAGE_CREDIT = X(f".//*[{_cls('media-photo-credit')} or {_cls('photo-credit')}]")
-
 # §3 teasers: what is hidden until "keep reading" is clicked
 TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
 TEASER_TOGGLE = X(f".//*[{_cls('widget__show-more')} or {_cls('js-keep-reading')}]")
@@ -99,7 +74,6 @@ KNOWN_TYPES = frozenset(
     {"analysis", "reporting", "opinion", "news", "review", "interview", "explainer"}
     | {"podcast", "video", "commentary", "report", "essay"}
 )
-_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)", re.IGNORECASE)
 
 
 def parse_page(doc: Any, url: str) -> ParsedPage:
@@ -337,7 +311,9 @@ def _article(
         body_el = parts.first("body", tag="div")
         if body_el is not None:
             drift.append("body")
-    body_html, body_text, images = _body(body_el, page_url) if body_el is not None else ("", "", [])
+    body_html, body_text, images = "", "", []
+    if body_el is not None:
+        body_html, body_text, images = article_body(body_el, page_url)
 
     tags = (
         _pick(
@@ -484,23 +460,6 @@ def _slug(url: str, post_id: str | None) -> str | None:
     return slug or None
 
 
-def _image_url(el: HtmlElement, base: str) -> str | None:
-    """The real URL of a lazily loaded RebelMouse image (``src`` may be a placeholder)."""
-    for attr in (
-        "data-runner-img-hd",
-        "data-runner-src",
-        "data-runner-img-md",
-        "data-runner-img-sd",
-        "data-src",
-        "src",
-    ):
-        value = (el.get(attr) or "").strip()
-        if value and not _PLACEHOLDER.search(value):
-            return urljoin(base, value)
-    img = el.find(".//img") if el.tag != "img" else None
-    return _image_url(img, base) if img is not None else None
-
-
 def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Image | None:
     dom = next(
         (el for el in parts.all("widget__image") if any(el.get(a) for a in LEAD_IMAGE_ATTRS)),
@@ -512,7 +471,7 @@ def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Ima
         "image",
         drift,
         md.first("og:image", "og:image:url"),
-        lambda: _image_url(dom, base) if dom is not None else None,
+        lambda: image_url(dom, base) if dom is not None else None,
         lambda: jsonld_image(md.jsonld),
     )
     if not url:
@@ -532,70 +491,6 @@ def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Ima
         credit=inline_text(credit) if credit is not None else None,
         alt=alt,
     )
-
-
-def _body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]]:
-    """(sanitised HTML, text, inline images) of the article body; the page's tree is untouched."""
-    body = copy.deepcopy(body_el)
-    body.tail = None
-    remove(_chrome(body))
-
-    images: list[Image] = []
-    holders: list[HtmlElement] = []
-    for img in INLINE_IMAGES(body):
-        src = _image_url(img, base)
-        if _is_pixel(img):
-            # Spacers and tracking pixels are not pictures of anything.
-            remove([img])
-            continue
-        if not src:
-            continue
-        img.set("src", src)
-        holder = _first([img], IMAGE_HOLDER)
-        caption = credit = None
-        if holder is not None:
-            cap, cred = _first([holder], IMAGE_CAPTION), _first([holder], IMAGE_CREDIT)
-            caption = inline_text(cap) if cap is not None else None
-            credit = inline_text(cred) if cred is not None else None
-            holders.append(holder)
-        images.append(
-            Image(
-                url=src,
-                caption=caption or None,
-                credit=credit or None,
-                alt=normalize_space(img.get("alt")) or None,
-            )
-        )
-    _absolute_links(body, base)
-    # The wrapper div is not an allowed tag: nh3 keeps its content, drops the div itself.
-    html = sanitize_html(etree.tostring(body, method="html", encoding="unicode"))
-
-    # Captions and credits belong to their images, not to the text.
-    remove(holders)
-    text = block_text(body)
-    return html, text, images
-
-
-def _chrome(body: HtmlElement) -> list[HtmlElement]:
-    """Ads, share panels, scripts and toggles inside a body: never article content."""
-    return [
-        el
-        for el in body.iter(etree.Element)
-        if el.tag in _CHROME_TAGS
-        or not _CHROME_CLASSES.isdisjoint((el.get("class") or "").split())
-        or (el.get("id") or "").startswith("div-gpt-ad")
-    ]
-
-
-def _absolute_links(body: HtmlElement, base: str) -> None:
-    for el in LINKS(body):
-        attr = "href" if el.tag == "a" else "src"
-        value = el.get(attr, "").strip()
-        if value and not _ABSOLUTE.match(value):
-            el.set(attr, urljoin(base, value))
-
-
-_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 # -- the keep-reading feed ---------------------------------------------------------------------
@@ -679,10 +574,6 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
     )
 
 
-def _is_pixel(img: HtmlElement) -> bool:
-    return any((img.get(dim) or "").strip() in ("0", "1", "2") for dim in ("width", "height"))
-
-
 def _timestamp(value: str | None) -> str | None:
     """ISO UTC text for a Unix timestamp attribute (``data-created-ts``)."""
     if not value or not value.strip().isdigit():
@@ -692,7 +583,7 @@ def _timestamp(value: str | None) -> str | None:
 
 def _teaser_image(parts: _Parts, base: str) -> Image | None:
     for el in parts.all("widget__image"):
-        url = _image_url(el, base)
+        url = image_url(el, base)
         if url:
             cap = parts.first_of(("media-caption", None), ("photo-caption", None))
             cred = parts.first_of(("media-photo-credit", None), ("photo-credit", None))
