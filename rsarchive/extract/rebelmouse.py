@@ -20,6 +20,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from rsarchive.extract.body import article_body, image_url
+from rsarchive.extract.generic import generic_article, looks_like_article
 from rsarchive.extract.metadata import (
     Metadata,
     jsonld_image,
@@ -35,7 +36,7 @@ from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
 from rsarchive.urls import is_home, normalize_url, same_site
 
-PARSER_VERSION = "rebelmouse-2026.11"
+PARSER_VERSION = "rebelmouse-2026.12"
 
 
 # §1 blocks and posts
@@ -55,7 +56,7 @@ PART_CLASSES = frozenset(
     {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
     | {"social-author__name", "social-date__text", "social-date-modified__text"}
     | {"body", "body-description", "widget__brief", "js-appear-on-expand", "widget__show-more"}
-    | {"js-keep-reading", "widget__image", "rm-hero-media", "tags__item"}
+    | {"js-keep-reading", "widget__image", "widget__head", "rm-hero-media", "tags__item"}
     | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
 )
 PARTS = X(".//*[@class or @data-post-url]")
@@ -63,6 +64,15 @@ HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
 # The link an element sits in or holds (bylines, headlines).
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
+# The sections a reader sees (they win over data-category, which may be a syndication bucket).
+RELATED_SECTIONS = X(f".//*[{_cls('all-related-sections')}]//a[@href]")
+BREADCRUMB = X(
+    "//*[contains(@class, 'breadcrumb') or @aria-label='breadcrumb' or @aria-label='Breadcrumb']"
+    "//a[@href]"
+)
+# Tags as classes of the post's widget: <div class="widget post-partial tag-first-tag ...">.
+TAG_CLASSES = X(f"ancestor-or-self::*[self::article or {_cls('widget')}]/@class")
+TAG_CLASS = re.compile(r"^tag-([a-z0-9][a-z0-9-]*)$")
 
 # §3 teasers: what is hidden until "keep reading" is clicked
 TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
@@ -105,6 +115,16 @@ def parse_page(doc: Any, url: str) -> ParsedPage:
     scope, post_id = _main_scope(root, md, post_blocks, page.drift)
     if scope:
         page.article = _article(root, md, scope, post_id, url, page)
+    elif looks_like_article(root, md):
+        # No RebelMouse post block, yet an article: the last resort reads it, the whole page
+        # is drift, and its teasers are not guessed.
+        canonical = _canonical_url(md, url, page.warnings)
+        article = generic_article(root, md, canonical)
+        if article is not None:
+            article.slug = _slug(canonical, None)
+            page.article = article
+            page.drift.append("whole_page")
+            return page
     page.teasers = _teasers(feed_blocks, url, page.drift)
     return page
 
@@ -278,16 +298,21 @@ def _article(
     )
 
     kind, label_section = _label(parts)
-    category = next((c for el in scope for c in CATEGORY(el) if c.strip()), None)
+    category = normalize_space(next((c for el in scope for c in CATEGORY(el) if c.strip()), ""))
+    visible = _visible_section(root, scope, md, label_section)
     section = _pick(
         "section",
         drift,
-        normalize_space(category),
-        lambda: label_section,
+        category,
+        lambda: visible,
         lambda: jsonld_text(ld, "articleSection"),
-        lambda: md.first("article:section"),
         lambda: _body_class_section(root),
     )
+    if category and visible and visible.casefold() != category.casefold():
+        # data-category may name a syndication bucket ("MSN", "SmartNews"), not the section a
+        # reader sees: what the page shows wins, and the disagreement is drift.
+        section = visible
+        _note(drift, "section")
     # A bare label that names a type ("Analysis") is not the section.
     if kind is None and label_section and label_section.lower() in KNOWN_TYPES:
         kind = label_section if section and section != label_section else None
@@ -315,13 +340,16 @@ def _article(
     if body_el is not None:
         body_html, body_text, images = article_body(body_el, page_url)
 
+    slugs = _tag_slugs(scope)
     tags = (
         _pick(
             "tags",
             drift,
             _dom_tags(parts.all("tags__item", tag="a"), page_url),
-            lambda: [Tag(t) for t in md.all("article:tag")],
-            lambda: [Tag(t) for t in jsonld_keywords(ld)],
+            lambda: _named_tags(md.all("article:tag"), slugs, page_url),
+            lambda: _named_tags(jsonld_keywords(ld), slugs, page_url),
+            lambda: _named_tags(_meta_keywords(md), slugs, page_url),
+            lambda: [Tag(s.replace("-", " "), _tag_url(s, page_url)) for s in slugs],
         )
         or []
     )
@@ -404,6 +432,60 @@ def _label(parts: _Parts) -> tuple[str | None, str | None]:
     if len(texts) == 1:
         return None, texts[0]
     return texts[0], texts[-1]
+
+
+def _visible_section(
+    root: HtmlElement, scope: list[HtmlElement], md: Metadata, label_section: str | None
+) -> str | None:
+    """The section a reader sees: the post's section links, its label (unless it names a
+    type), the breadcrumb, ``article:section``."""
+    for el in scope:
+        for link in RELATED_SECTIONS(el):
+            text = inline_text(link)
+            if text:
+                return text
+    if label_section and label_section.lower() not in KNOWN_TYPES:
+        return label_section
+    crumbs = [t for t in (inline_text(a) for a in BREADCRUMB(root)) if t]
+    crumbs = [t for t in crumbs if t.casefold() not in ("home", "responsible statecraft")]
+    if crumbs:
+        return crumbs[0]  # the top level under "Home": the section, not a sub-topic
+    return md.first("article:section")
+
+
+def _tag_slugs(scope: list[HtmlElement]) -> list[str]:
+    """The ``tag-<slug>`` classes RebelMouse puts on the post's widget, in order."""
+    slugs: dict[str, None] = {}
+    for el in scope:
+        for classes in TAG_CLASSES(el):
+            for cls in classes.split():
+                m = TAG_CLASS.match(cls)
+                if m:
+                    slugs[m.group(1)] = None
+    return list(slugs)
+
+
+def _named_tags(names: list[str], slugs: list[str], base: str) -> list[Tag]:
+    """Tags from names (metas, JSON-LD); the tag page URL when the widget names its slug."""
+    known = set(slugs)
+    tags: dict[str, Tag] = {}
+    for name in names:
+        slug = _slugify(name)
+        if name not in tags:
+            tags[name] = Tag(name, _tag_url(slug, base) if slug in known else None)
+    return list(tags.values())
+
+
+def _meta_keywords(md: Metadata) -> list[str]:
+    return [k.strip() for v in md.all("keywords") for k in v.split(",") if k.strip()]
+
+
+def _slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")
+
+
+def _tag_url(slug: str, base: str) -> str:
+    return normalize_url(f"/tag/{slug}/", base=base)
 
 
 def _body_class_section(root: HtmlElement) -> str | None:
@@ -526,11 +608,11 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
 
     category = CATEGORY(post)
     section = normalize_space(category[0]) if category else ""
-    if not section:
-        label = _label(parts)[1]
-        if label:
-            section = label
-            _note(drift, "teaser_section")
+    label = _label(parts)[1]
+    if label and label.casefold() != section.casefold() and label.lower() not in KNOWN_TYPES:
+        # No data-category, or a syndication bucket in it: the printed section wins.
+        section = label
+        _note(drift, "teaser_section")
 
     authors = _dom_authors(parts.all("social-author__name"), base)
     if not authors and data.get("data-authors"):
@@ -568,7 +650,7 @@ def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Te
         # The hidden post data carries the exact time; the visible date only the day.
         published_at=_timestamp(data.get("data-created-ts")) or parse_date(date_raw),
         published_at_raw=date_raw or data.get("data-created-ts") or None,
-        image=_teaser_image(parts, base),
+        image=_teaser_image(parts, base, drift),
         excerpt=excerpt,
         has_more=has_more,
     )
@@ -581,10 +663,17 @@ def _timestamp(value: str | None) -> str | None:
     return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _teaser_image(parts: _Parts, base: str) -> Image | None:
-    for el in parts.all("widget__image"):
+def _teaser_image(parts: _Parts, base: str, drift: list[str]) -> Image | None:
+    """``.widget__image``, else the picture in ``.widget__head`` (real keep-reading teasers)."""
+    candidates = [(el, False) for el in parts.all("widget__image")]
+    candidates += [(el, True) for el in parts.all("widget__head")]
+    for el, fallback in candidates:
         url = image_url(el, base)
         if url:
+            if fallback:
+                _note(drift, "teaser_image")
+                img = el.find(".//img")
+                el = img if img is not None else el
             cap = parts.first_of(("media-caption", None), ("photo-caption", None))
             cred = parts.first_of(("media-photo-credit", None), ("photo-credit", None))
             return Image(
