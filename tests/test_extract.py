@@ -63,12 +63,18 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
             assert [a["name"] for a in teaser["authors"]] == want["authors"]
         if "image_caption" in want:
             assert (teaser["image"] or {}).get("caption") == want["image_caption"]
+        if "image_url" in want:
+            assert (teaser["image"] or {}).get("url") == want["image_url"], teaser["position"]
         assert teaser["excerpt"].startswith(want.get("excerpt_starts_with", ""))
         assert teaser["excerpt"].endswith(want.get("excerpt_ends_with", ""))
         for chrome in ("keep reading", "Show less", "Continue Reading"):
             assert chrome not in teaser["excerpt"]
+    for key in ("drift", "warnings"):
+        if key in x:
+            assert got[key] == x[key], key
     if article is None:
         return
+    assert article["extractor"] == x.get("extractor", "rebelmouse")
     if "title" in x:
         assert (article["title"] or None) == x["title"]
     for key in ("subtitle", "type", "section", "post_id", "published_at", "modified_at"):
@@ -84,6 +90,8 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
         ]
     if x.get("tags"):
         assert [t["name"] for t in article["tags"]] == x["tags"]
+    if "tag_urls" in x:
+        assert [t["url"] for t in article["tags"]] == [normalize_url(u) for u in x["tag_urls"]]
     if "image_caption" in x:
         assert (article["image"] or {}).get("caption") == x["image_caption"]
         assert (article["image"] or {}).get("credit") == x.get("image_credit")
@@ -93,6 +101,14 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
         assert text in article["body_text"]
     for text in x.get("body_must_not_contain", []):
         assert text not in article["body_text"]
+    for text in x.get("body_html_must_contain", []):
+        assert text in article["body_html"]
+    for text in x.get("body_html_must_not_contain", []):
+        assert text not in article["body_html"]
+    if "inline_image_list" in x:
+        assert [
+            {k: i[k] for k in ("url", "alt", "caption", "credit")} for i in article["images"]
+        ] == x["inline_image_list"]
 
 
 def test_seed_page_text_is_the_article_then_exactly_three_teasers() -> None:

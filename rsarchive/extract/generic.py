@@ -37,6 +37,8 @@ AUTHOR_LINKS = X(
     "//a[@href][@rel='author' or contains(@class, 'author') or contains(@href, '/author/')]"
 )
 TIME_ELEMENTS = X("//time[@datetime]/@datetime")
+# Tag links of a byline or footer (``rel="tag"``), to give a tag found by name its page.
+TAG_LINKS = X("//a[@href][contains(concat(' ', normalize-space(@rel), ' '), ' tag ')]")
 _AUTHOR_SPLIT = re.compile(r"\s*;\s*")
 
 EXTRACTOR = "generic"
@@ -105,7 +107,7 @@ def generic_article(root: HtmlElement, md: Metadata, url: str) -> Article | None
         or jsonld_text(ld, "articleSection")
         or next(iter(tm.categories or []), None),
         authors=_authors(root, names, url),
-        tags=[Tag(t) for t in dict.fromkeys(tags)],
+        tags=_tags(root, tags, url),
         published_at=parse_date(published_raw),
         published_at_raw=published_raw or None,
         modified_at=parse_date(modified_raw),
@@ -120,6 +122,15 @@ def generic_article(root: HtmlElement, md: Metadata, url: str) -> Article | None
         or None,
         extractor=EXTRACTOR,
     )
+
+
+def _tags(root: HtmlElement, names: list[str], base: str) -> list[Tag]:
+    links = {normalize_space(a.text_content()): a.get("href") for a in TAG_LINKS(root)}
+    return [
+        Tag(name, normalize_url(links[name], base=base) if links.get(name) else None)
+        for name in dict.fromkeys(normalize_space(n) for n in names)
+        if name
+    ]
 
 
 def _authors(root: HtmlElement, names: list[tuple[str, str | None]], base: str) -> list[Author]:

@@ -145,6 +145,9 @@ def jsonld_people(node: dict[str, Any] | None, key: str = "author") -> list[tupl
             name = item.get("name")
             if isinstance(name, str) and name.strip():
                 url = item.get("url") or item.get("@id")
+                # An @id is a page only when it is not a node reference (``.../#/schema/...``).
+                if url is item.get("@id") and isinstance(url, str) and "#" in url:
+                    url = None
                 people.append((name.strip(), url if isinstance(url, str) else None))
     return people
 
