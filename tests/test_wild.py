@@ -6,10 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import rsarchive, scrapy_crawl
+import pytest
+from conftest import SiteServer, rsarchive, running_site, scrapy_crawl
 
+from rsarchive.demo import FixtureSite
 from rsarchive.extract import rebelmouse
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -18,6 +21,13 @@ DATA = Path(__file__).resolve().parent / "data"
 # syndication-section, browser-saved and us-strikes-iraq, served on 127.0.0.1:41681.
 OLD_ARCHIVE = DATA / "archive-rebelmouse-2026.11.sqlite.gz"
 OLD = "http://127.0.0.1:41681"
+
+
+@pytest.fixture
+def wild_site() -> Iterator[SiteServer]:
+    """The fixture site with the pages of this issue, which the demo's site leaves out."""
+    with running_site(FixtureSite(every_case=True)) as server:
+        yield server
 
 
 def old_archive(tmp_path: Path) -> Path:
@@ -111,16 +121,16 @@ def test_reparse_after_upgrading_fixes_what_the_previous_parser_missed(tmp_path)
 
 
 def test_a_page_without_a_rebelmouse_post_block_is_archived_by_the_generic_extractor(
-    site_server, tmp_path
+    wild_site, tmp_path
 ):
     db = tmp_path / "a.db"
-    urls = ",".join(site_server.page_url(c) for c in ("generic-wordpress", "body-chrome"))
-    result = scrapy_crawl("article", db, site_server.url, "-a", f"urls={urls}")
+    urls = ",".join(wild_site.page_url(c) for c in ("generic-wordpress", "body-chrome"))
+    result = scrapy_crawl("article", db, wild_site.url, "-a", f"urls={urls}")
     assert result.returncode == 0, result.log
-    wp = f"{site_server.url}/2023/11/22/us-strikes-iraq"
+    wp = f"{wild_site.url}/2023/11/22/us-strikes-iraq"
     assert result.rows("SELECT url, extractor FROM articles ORDER BY url") == [
-        (f"{site_server.url}/2023/11/22/us-strikes-iraq", "generic"),
-        (f"{site_server.url}/gaza-aid-pier-2667990044", "rebelmouse"),
+        (f"{wild_site.url}/2023/11/22/us-strikes-iraq", "generic"),
+        (f"{wild_site.url}/gaza-aid-pier-2667990044", "rebelmouse"),
     ]
     title, published, body_text, body_html = result.rows(
         "SELECT title, published_at, body_text, body_html FROM articles WHERE url = ?", wp
@@ -145,7 +155,7 @@ def test_a_page_without_a_rebelmouse_post_block_is_archived_by_the_generic_extra
 
 
 def test_reparse_reads_a_generic_page_with_the_rebelmouse_parser_once_it_recognises_it(
-    site_server, tmp_path, monkeypatch, capsys
+    wild_site, tmp_path, monkeypatch, capsys
 ):
     """A release that did not recognise a template stored the page as generic; the next one
     does, and `rsarchive reparse` moves the row back to the RebelMouse parser."""
@@ -153,8 +163,8 @@ def test_reparse_reads_a_generic_page_with_the_rebelmouse_parser_once_it_recogni
     from rsarchive.extract.xpath import X
 
     db = tmp_path / "a.db"
-    url = site_server.page_url("syndication-section")
-    result = scrapy_crawl("article", db, site_server.url, "-a", f"url={url}")
+    url = wild_site.page_url("syndication-section")
+    result = scrapy_crawl("article", db, wild_site.url, "-a", f"url={url}")
     assert result.returncode == 0, result.log
     key = url.rstrip("/")
 
