@@ -92,12 +92,7 @@ def generic_article(root: HtmlElement, md: Metadata, url: str) -> Article | None
         or tm.date
     )
     modified_raw = md.first("article:modified_time") or jsonld_text(ld, "dateModified")
-    tags = (
-        md.all("article:tag")
-        or jsonld_keywords(ld)
-        or [k.strip() for v in md.all("keywords") for k in v.split(",") if k.strip()]
-        or list(tm.tags or [])
-    )
+    tags = md.all("article:tag") or jsonld_keywords(ld) or md.keywords() or list(tm.tags or [])
     image = md.first("og:image", "og:image:url") or jsonld_image(ld) or tm.image
     return Article(
         url=url,

@@ -54,6 +54,10 @@ class Metadata:
     def all(self, key: str) -> list[str]:
         return [v.strip() for v in self.meta.get(key, ()) if v.strip()]
 
+    def keywords(self) -> list[str]:
+        """``<meta name="keywords" content="a, b">`` as a list."""
+        return [k.strip() for v in self.all("keywords") for k in v.split(",") if k.strip()]
+
 
 def read_metadata(root: HtmlElement) -> Metadata:
     md = Metadata()

@@ -369,7 +369,7 @@ def _article(
             _dom_tags(parts.all("tags__item", tag="a"), page_url),
             lambda: _named_tags(md.all("article:tag"), slugs, page_url),
             lambda: _named_tags(jsonld_keywords(ld), slugs, page_url),
-            lambda: _named_tags(_meta_keywords(md), slugs, page_url),
+            lambda: _named_tags(md.keywords(), slugs, page_url),
             lambda: [Tag(s.replace("-", " "), _tag_url(s, page_url)) for s in slugs],
         )
         or []
@@ -495,10 +495,6 @@ def _named_tags(names: list[str], slugs: list[str], base: str) -> list[Tag]:
         if name not in tags:
             tags[name] = Tag(name, _tag_url(slug, base) if slug in known else None)
     return list(tags.values())
-
-
-def _meta_keywords(md: Metadata) -> list[str]:
-    return [k.strip() for v in md.all("keywords") for k in v.split(",") if k.strip()]
 
 
 def _slugify(name: str) -> str:
