@@ -435,6 +435,13 @@ def test_the_visible_section_wins_over_a_syndication_bucket() -> None:
     )
     html = re.sub(r'<nav class="breadcrumbs".*?</nav>', "", html)
     assert parse_page(html, meta("syndication-section")["url"]).article.section == "Middle East"
+    # A post has several sections: a data-category the page shows among them stands.
+    secondary = html_of("syndication-section").replace(
+        'data-category="MSN"', 'data-category="Military Industrial Complex"'
+    )
+    page = parse_page(secondary, meta("syndication-section")["url"])
+    assert page.article.section == "Military Industrial Complex"
+    assert "section" not in page.drift
     # A data-category that agrees with the page is no drift.
     agreeing = html_of("syndication-section").replace(
         'data-category="MSN"', 'data-category="Middle East"'
@@ -450,6 +457,13 @@ def test_a_page_that_is_not_an_article_is_not_read_by_the_generic_extractor() ->
     html = html.replace("<article ", "<div ").replace("</article>", "</div>")
     page = parse_page(html, meta("generic-wordpress")["url"])
     assert page.article is None and page.drift == []
+    # An <article> element alone makes an article of a page without RebelMouse blocks...
+    html = html.replace('<div class="post-48213', '<article class="post-48213', 1)
+    html = html.replace("</div>\n</main>", "</article>\n</main>", 1)
+    assert parse_page(html, meta("generic-wordpress")["url"]).article.extractor == "generic"
+    # ...but not of a RebelMouse listing, whose posts are <article> elements in its blocks.
+    listing = parse_page(html_of("tag-listing"), meta("tag-listing")["url"])
+    assert listing.article is None and len(listing.teasers) == 5
 
 
 def test_the_generic_extractor_sanitises_and_leaves_the_shared_tree_alone() -> None:

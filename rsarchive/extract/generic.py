@@ -44,13 +44,14 @@ _AUTHOR_SPLIT = re.compile(r"\s*;\s*")
 EXTRACTOR = "generic"
 
 
-def looks_like_article(root: HtmlElement, md: Metadata) -> bool:
-    """``og:type`` article, a JSON-LD article node, or an ``<article>`` outside RebelMouse's
-    blocks: a listing or an error page is none of these."""
+def looks_like_article(root: HtmlElement, md: Metadata, *, rebelmouse_blocks: bool) -> bool:
+    """``og:type`` article, a JSON-LD article node, or an ``<article>`` element on a page
+    without RebelMouse blocks (on a listing, RebelMouse's own blocks are where its posts are):
+    a listing or an error page is none of these."""
     return (
         (md.first("og:type") or "").lower() == "article"
         or md.jsonld is not None
-        or bool(LOOSE_ARTICLES(root))
+        or (not rebelmouse_blocks and bool(LOOSE_ARTICLES(root)))
     )
 
 

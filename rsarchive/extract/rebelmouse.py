@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -136,7 +136,7 @@ def parse_page(doc: Any, url: str) -> ParsedPage:
     scope, post_id = _main_scope(root, md, post_blocks, page.drift)
     if scope:
         page.article = _article(root, md, scope, post_id, url, page)
-    elif looks_like_article(root, md):
+    elif looks_like_article(root, md, rebelmouse_blocks=bool(feed_blocks)):
         # No RebelMouse post block, yet an article: the last resort reads it, the whole page
         # is drift, and its teasers are not guessed.
         canonical = _canonical_url(md, url, page.warnings)
@@ -320,7 +320,7 @@ def _article(
 
     kind, label_section = _label(parts)
     category = normalize_space(next((c for el in scope for c in CATEGORY(el) if c.strip()), ""))
-    visible = _visible_section(root, scope, md, label_section)
+    visible, bucket = _section(category, root, scope, md, label_section)
     section = _pick(
         "section",
         drift,
@@ -329,7 +329,7 @@ def _article(
         lambda: jsonld_text(ld, "articleSection"),
         lambda: _body_class_section(root),
     )
-    if category and visible and visible.casefold() != category.casefold():
+    if bucket:
         # data-category may name a syndication bucket ("MSN", "SmartNews"), not the section a
         # reader sees: what the page shows wins, and the disagreement is drift.
         section = visible
@@ -455,23 +455,40 @@ def _label(parts: _Parts) -> tuple[str | None, str | None]:
     return texts[0], texts[-1]
 
 
-def _visible_section(
+def _shown_sections(
     root: HtmlElement, scope: list[HtmlElement], md: Metadata, label_section: str | None
-) -> str | None:
-    """The section a reader sees: the post's section links, its label (unless it names a
-    type), the breadcrumb, ``article:section``."""
+) -> Iterator[str]:
+    """The sections a reader sees, in order of trust: the post's section links, its label
+    (unless it names a type), the breadcrumb's top level, ``article:section``."""
     for el in scope:
         for link in RELATED_SECTIONS(el):
             text = inline_text(link)
             if text:
-                return text
+                yield text
     if label_section and label_section.lower() not in KNOWN_TYPES:
-        return label_section
+        yield label_section
     crumbs = [t for t in (inline_text(a) for a in BREADCRUMB(root)) if t]
     crumbs = [t for t in crumbs if t.casefold() not in ("home", "responsible statecraft")]
     if crumbs:
-        return crumbs[0]  # the top level under "Home": the section, not a sub-topic
-    return md.first("article:section")
+        yield crumbs[0]  # the top level under "Home": the section, not a sub-topic
+    shown = md.first("article:section")
+    if shown:
+        yield shown
+
+
+def _section(
+    category: str, root: HtmlElement, scope: list[HtmlElement], md: Metadata, label: str | None
+) -> tuple[str | None, bool]:
+    """(the section the page shows, whether it overrules ``data-category``).
+
+    ``data-category`` stands when the page shows it among its sections (a post has several);
+    when it shows none of them it is a syndication bucket ("MSN", "SmartNews")."""
+    first = None
+    for name in _shown_sections(root, scope, md, label):
+        if category and name.casefold() == category.casefold():
+            return category, False
+        first = first or name
+    return first, bool(category and first)
 
 
 def _tag_slugs(scope: list[HtmlElement]) -> list[str]:
