@@ -47,7 +47,8 @@ NEWSLETTER = re.compile(
     re.I | re.S,
 )
 _SHORT = 40  # words: a promo or a sign-up is a line, not a paragraph of argument
-_LEAF_BLOCKS = ("p", "div", "aside", "section", "h3", "h4", "h5", "h6")
+_LEAF_BLOCKS = frozenset({"p", "div", "aside", "section", "h3", "h4", "h5", "h6"})
+_BLOCK_CHILDREN = _LEAF_BLOCKS | {"ul", "ol", "blockquote", "figure", "table", "h2", "article"}
 
 # Embeds as a browser leaves them: a tweet's blockquote, then the iframe widgets.js rendered.
 TWEET = X(f".//blockquote[{_cls('twitter-tweet')} or {_cls('x-post')}]")
@@ -140,7 +141,12 @@ def chrome(body: HtmlElement, base: str) -> list[HtmlElement]:
             or (el.tag == "input" and (el.get("type") or "").lower() == "email")
         ):
             found.append(_signup_block(el, body) if el.tag in ("form", "input") else el)
-        elif el.tag in _LEAF_BLOCKS and _is_worded_chrome(el, base):
+        elif (
+            el.tag in _LEAF_BLOCKS
+            and not any(child.tag in _BLOCK_CHILDREN for child in el)
+            and _is_worded_chrome(el, base)
+        ):
+            # Only blocks of inline content: a promo or a label is a line, never a wrapper.
             found.append(el)
     return found
 
@@ -189,6 +195,8 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
 def _embeds_as_links(body: HtmlElement) -> None:
     """Rendered embeds become what the page had before scripts ran: a tweet is a blockquote of
     its text and a link to the post; the iframes scripts added go (never stored)."""
+    if body.find(".//iframe") is None:
+        return  # no embed was rendered: nothing to undo
     for holder in RENDERED_TWEET(body):
         # widgets.js replaced the blockquote: only the iframe knows which post it shows.
         tweet_id = next(

@@ -78,6 +78,7 @@ PART_CLASSES = frozenset(
     | {"social-author__name", "social-date__text", "social-date-modified__text"}
     | {"body", "body-description", "widget__brief", "js-appear-on-expand", "widget__show-more"}
     | {"js-keep-reading", "widget__image", "widget__head", "rm-hero-media", "tags__item"}
+    | {"all-related-sections"}
     | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
 )
 PARTS = X(".//*[@class or @data-post-url]")
@@ -85,8 +86,8 @@ HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
 # The link an element sits in or holds (bylines, headlines).
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
-# The sections a reader sees (they win over data-category, which may be a syndication bucket).
-RELATED_SECTIONS = X(f".//*[{_cls('all-related-sections')}]//a[@href]")
+# The sections a reader sees (they win over data-category, which may be a syndication bucket):
+# the links in .all-related-sections (a part, below), the breadcrumb.
 BREADCRUMB = X(
     "//*[contains(@class, 'breadcrumb') or @aria-label='breadcrumb' or @aria-label='Breadcrumb']"
     "//a[@href]"
@@ -320,7 +321,7 @@ def _article(
 
     kind, label_section = _label(parts)
     category = normalize_space(next((c for el in scope for c in CATEGORY(el) if c.strip()), ""))
-    visible, bucket = _section(category, root, scope, md, label_section)
+    visible, bucket = _section(category, root, parts, md, label_section)
     section = _pick(
         "section",
         drift,
@@ -456,13 +457,13 @@ def _label(parts: _Parts) -> tuple[str | None, str | None]:
 
 
 def _shown_sections(
-    root: HtmlElement, scope: list[HtmlElement], md: Metadata, label_section: str | None
+    root: HtmlElement, parts: _Parts, md: Metadata, label_section: str | None
 ) -> Iterator[str]:
     """The sections a reader sees, in order of trust: the post's section links, its label
     (unless it names a type), the breadcrumb's top level, ``article:section``."""
-    for el in scope:
-        for link in RELATED_SECTIONS(el):
-            text = inline_text(link)
+    for holder in parts.all("all-related-sections"):
+        for link in holder.iter("a"):
+            text = inline_text(link) if link.get("href") else ""
             if text:
                 yield text
     if label_section and label_section.lower() not in KNOWN_TYPES:
@@ -477,14 +478,14 @@ def _shown_sections(
 
 
 def _section(
-    category: str, root: HtmlElement, scope: list[HtmlElement], md: Metadata, label: str | None
+    category: str, root: HtmlElement, parts: _Parts, md: Metadata, label: str | None
 ) -> tuple[str | None, bool]:
     """(the section the page shows, whether it overrules ``data-category``).
 
     ``data-category`` stands when the page shows it among its sections (a post has several);
     when it shows none of them it is a syndication bucket ("MSN", "SmartNews")."""
     first = None
-    for name in _shown_sections(root, scope, md, label):
+    for name in _shown_sections(root, parts, md, label):
         if category and name.casefold() == category.casefold():
             return category, False
         first = first or name
