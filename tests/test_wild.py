@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,9 @@ def test_a_page_without_a_rebelmouse_post_block_is_archived_by_the_generic_extra
     ) == [("Samuel Whitcomb",)]
     # Teasers are not guessed on a page the RebelMouse parser could not read.
     assert result.rows("SELECT count(*) FROM teasers WHERE page_url = ?", wp) == [(0,)]
+    show = rsarchive("show", wp, "--db", str(db))
+    assert show.returncode == 0, show.stderr
+    assert re.search(r"^  extractor +generic$", show.stdout, re.M)
     stats = json.loads(result.rows("SELECT stats FROM crawl_runs")[0][0])
     assert stats["rsarchive/layout_drift/whole_page"] == 1
     warnings = [line for line in result.log.splitlines() if "WARNING" in line and wp in line]
