@@ -14,20 +14,16 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from rsarchive.extract.metadata import parse_date, read_metadata
+from rsarchive.extract.posts import POSTS, absolute, class_post_id, first_match
 from rsarchive.extract.rebelmouse import (
     BLOCKS,
     BOOTSTRAP,
     IN_BLOCK,
-    POSTS,
-    _abs,
     _bootstrap_post_id,
     _canonical_url,
-    _class_post_id,
-    _first,
     _root,
-    _teaser,
-    _timestamp,
 )
+from rsarchive.extract.teasers import read_teaser, timestamp
 from rsarchive.extract.text import block_text, normalize_space
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
@@ -104,7 +100,7 @@ def feed_block(doc: Any, url: str) -> FeedBlock:
     ]
     for block in post_blocks:
         for post in POSTS(block):
-            own = post.get("elid") or _class_post_id(post) or own
+            own = post.get("elid") or class_post_id(post) or own
             break
     md = read_metadata(root)
     # Teasers are stored under the article's URL, or the page's own for a listing.
@@ -120,8 +116,8 @@ def feed_block(doc: Any, url: str) -> FeedBlock:
             if page.isdigit():
                 info.next_page = int(page)
         for post in POSTS(block):
-            post_id = post.get("elid") or _class_post_id(post)
-            href = post.get("data-post-url") or _first([post], NEAREST_HEADLINE_LINK)
+            post_id = post.get("elid") or class_post_id(post)
+            href = post.get("data-post-url") or first_match([post], NEAREST_HEADLINE_LINK)
             if post_id:
                 info.shown_post_ids.append(post_id)
             if href:
@@ -235,7 +231,7 @@ def _json_teaser(post: Any, position: int, base: str, drift: list[str]) -> Tease
             holder = None
         rendered = POSTS(holder) if holder is not None else []
         if rendered:
-            teaser = _teaser(rendered[0], position, base, drift)
+            teaser = read_teaser(rendered[0], position, base, drift)
             if teaser is not None:
                 teaser.post_id = teaser.post_id or str(post_id)
                 return teaser
@@ -244,7 +240,7 @@ def _json_teaser(post: Any, position: int, base: str, drift: list[str]) -> Tease
         return None
     created = _key(post, LM_CREATED)
     if isinstance(created, (int, float)) or (isinstance(created, str) and created.isdigit()):
-        published = _timestamp(str(int(float(created))))
+        published = timestamp(str(int(float(created))))
     else:
         published = parse_date(created) if isinstance(created, str) else None
     authors = _key(post, LM_AUTHORS) or []
@@ -266,7 +262,7 @@ def _json_teaser(post: Any, position: int, base: str, drift: list[str]) -> Tease
         post_id=str(post_id),
         section=_name(_key(post, LM_SECTION)) or None,
         authors=[
-            Author(_name(a), _abs(a.get("url"), base) if isinstance(a, dict) else None)
+            Author(_name(a), absolute(a.get("url"), base) if isinstance(a, dict) else None)
             for a in authors
             if _name(a)
         ],

@@ -1,10 +1,11 @@
 """The RebelMouse page object: main post, keep-reading teasers and their fields, with fallbacks.
 
-Every selector lives at the top of this module (REBELMOUSE.md §1–3; what is chrome inside a body,
-embeds and lazy images: ``extract/body.py``). When a primary source misses and a fallback supplies
-the value, the field's name goes into ``ParsedPage.drift`` so the crawl can log ``layout_drift``
-and count it: that is how a user learns the site changed. Fallback order, first that gives a
-value wins (→ marks the fallbacks that are drift):
+The page-level selectors live at the top of this module (REBELMOUSE.md §1–2); the class names of
+a post's parts in ``extract/posts.py``; a teaser's in ``extract/teasers.py``; what is chrome inside
+a body, embeds and lazy images in ``extract/body.py``. When a primary source misses and a
+fallback supplies the value, the field's name goes into ``ParsedPage.drift`` so the crawl can log
+``layout_drift`` and count it: that is how a user learns the site changed. Fallback order, first
+that gives a value wins (→ marks the fallbacks that are drift):
 
 - post: ``article[elid]`` of the ``current_post`` blocks → bootstrap ``post.id``
   (``post_id``; ``post_block`` when no ``current_post`` block holds it)
@@ -31,10 +32,8 @@ JSON-LD is read inside ``<![CDATA[ ... ]]>`` too, as RebelMouse writes it.
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -51,10 +50,25 @@ from rsarchive.extract.metadata import (
     parse_date,
     read_metadata,
 )
-from rsarchive.extract.text import block_text, inline_text, normalize_space, remove
+from rsarchive.extract.posts import (
+    CAPTION,
+    CATEGORY,
+    CREDIT,
+    HEADLINE_TEXT,
+    KNOWN_TYPES,
+    POSTS,
+    Parts,
+    absolute,
+    class_post_id,
+    dom_authors,
+    note_drift,
+    read_label,
+)
+from rsarchive.extract.teasers import page_teasers
+from rsarchive.extract.text import inline_text, normalize_space
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
-from rsarchive.items import Article, Author, Image, ParsedPage, Tag, Teaser
+from rsarchive.items import Article, Author, Image, ParsedPage, Tag
 from rsarchive.urls import is_home, normalize_url, same_site
 
 PARSER_VERSION = "rebelmouse-2026.12"
@@ -62,29 +76,11 @@ PARSER_VERSION = "rebelmouse-2026.12"
 
 # §1 blocks and posts
 BLOCKS = X(f"//div[@data-source][{_cls('posts-custom')}]")
-POSTS = X(f".//article[@elid or {_cls('page-article')}]")
 POST_BY_ELID = X("//article[@elid=$elid]")
-CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
 IN_BLOCK = X(f"ancestor::div[@data-source][{_cls('posts-custom')}][1]/@data-source")
 BOOTSTRAP = X("//script[contains(., 'REBELMOUSE_BOOTSTRAP_DATA')]/text()")
-POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
 BOOTSTRAP_POST_ID = re.compile(r'"post"\s*:\s*\{[^{}]*?"id"\s*:\s*"?(\d+)')
 
-# §2 main article fields and §3 teaser fields: the class names the parser reads. One scan of a
-# scope finds them all (every element with a class; the match is a set lookup in Python, which
-# is several times faster than class tests inside libxml2's XPath).
-PART_CLASSES = frozenset(
-    {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
-    | {"social-author__name", "social-date__text", "social-date-modified__text"}
-    | {"body", "body-description", "widget__brief", "js-appear-on-expand", "widget__show-more"}
-    | {"js-keep-reading", "widget__image", "widget__head", "rm-hero-media", "tags__item"}
-    | {"all-related-sections"}
-    | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
-)
-PARTS = X(".//*[@class or @data-post-url]")
-HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
-# The link an element sits in or holds (bylines, headlines).
-NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 LEAD_IMAGE_ATTRS = ("data-runner-img-hd", "data-runner-src")
 # The sections a reader sees (they win over data-category, which may be a syndication bucket):
 # the links in .all-related-sections (a part, below), the breadcrumb.
@@ -95,17 +91,6 @@ BREADCRUMB = X(
 # Tags as classes of the post's widget: <div class="widget post-partial tag-first-tag ...">.
 TAG_CLASSES = X(f"ancestor-or-self::*[self::article or {_cls('widget')}]/@class")
 TAG_CLASS = re.compile(r"^tag-([a-z0-9][a-z0-9-]*)$")
-
-# §3 teasers: what is hidden until "keep reading" is clicked
-TEASER_HIDDEN = X(f".//*[{_cls('js-appear-on-expand')}]")
-TEASER_TOGGLE = X(f".//*[{_cls('widget__show-more')} or {_cls('js-keep-reading')}]")
-
-# Labels RS prints before "|" ("Analysis | Europe"); a bare label is a section unless it is one of
-# these.
-KNOWN_TYPES = frozenset(
-    {"analysis", "reporting", "opinion", "news", "review", "interview", "explainer"}
-    | {"podcast", "video", "commentary", "report", "essay"}
-)
 
 
 def parse_page(doc: Any, url: str) -> ParsedPage:
@@ -147,7 +132,7 @@ def parse_page(doc: Any, url: str) -> ParsedPage:
             page.article = article
             page.drift.append("whole_page")
             return page
-    page.teasers = _teasers(feed_blocks, url, page.drift)
+    page.teasers = page_teasers(feed_blocks, url, page.drift)
     return page
 
 
@@ -174,7 +159,7 @@ def _main_scope(
     post_id = None
     for block in post_blocks:
         for post in POSTS(block):
-            post_id = post.get("elid") or _class_post_id(post)
+            post_id = post.get("elid") or class_post_id(post)
             if post_id:
                 break
         if post_id:
@@ -188,7 +173,7 @@ def _main_scope(
             scope.extend(
                 p
                 for p in posts
-                if post_id is None or (p.get("elid") or _class_post_id(p)) == post_id
+                if post_id is None or (p.get("elid") or class_post_id(p)) == post_id
             )
         if post_id is None:
             post_id = _bootstrap_post_id(root)
@@ -206,73 +191,12 @@ def _main_scope(
     return [], None
 
 
-def _class_post_id(el: HtmlElement) -> str | None:
-    m = POST_CLASS.search(el.get("class") or "")
-    return m.group(1) if m else None
-
-
 def _bootstrap_post_id(root: HtmlElement) -> str | None:
     for script in BOOTSTRAP(root):
         m = BOOTSTRAP_POST_ID.search(script)
         if m:
             return m.group(1)
     return None
-
-
-def _first(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any:
-    for el in scope:
-        found = xpath(el)
-        if found:
-            return found[0]
-    return None
-
-
-class _Parts:
-    """The elements of a scope that carry the classes the parser reads, in document order."""
-
-    def __init__(self, scope: Iterable[HtmlElement]) -> None:
-        self.found: list[tuple[HtmlElement, frozenset[str]]] = []
-        for top in scope:
-            for el in PARTS(top):
-                classes = PART_CLASSES.intersection((el.get("class") or "").split())
-                if classes or el.get("data-post-url") is not None:
-                    self.found.append((el, classes))
-
-    def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
-        return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
-
-    def first(self, cls: str, tag: str | None = None) -> HtmlElement | None:
-        for el, c in self.found:
-            if cls in c and (tag is None or el.tag == tag):
-                return el
-        return None
-
-    def data(self) -> dict[str, str]:
-        """The hidden ``span[data-post-url]`` of a teaser, as attributes."""
-        for el, _ in self.found:
-            if el.tag == "span" and el.get("data-post-url") is not None:
-                return dict(el.attrib)
-        return {}
-
-    def first_of(
-        self, *specs: tuple[str, str | None], outside_body: bool = False
-    ) -> HtmlElement | None:
-        """The first element (document order) matching any (class, tag) spec; optionally only
-        one that is not inside the article body (a hero caption, not an inline one)."""
-        for el, c in self.found:
-            if not any(cls in c and (tag is None or el.tag == tag) for cls, tag in specs):
-                continue
-            if outside_body and any(
-                "body-description" in (a.get("class") or "") for a in el.iterancestors()
-            ):
-                continue
-            return el
-        return None
-
-
-# (class, tag) specs for captions and credits.
-CAPTION = (("media-caption", "small"), ("photo-caption", None))
-CREDIT = (("media-photo-credit", "small"), ("photo-credit", None))
 
 
 def _pick(field: str, drift: list[str], primary: Any, *fallbacks: Callable[[], Any]) -> Any:
@@ -298,7 +222,7 @@ def _article(
     drift = page.drift
     ld = md.jsonld
     url = _canonical_url(md, page_url, page.warnings)
-    parts = _Parts(scope)
+    parts = Parts(scope)
 
     headline_el = next(
         (t for h1 in parts.all("widget__headline", tag="h1") for t in HEADLINE_TEXT(h1)), None
@@ -319,7 +243,7 @@ def _article(
         lambda: jsonld_text(ld, "alternativeHeadline"),
     )
 
-    kind, label_section = _label(parts)
+    kind, label_section = read_label(parts)
     category = normalize_space(next((c for el in scope for c in CATEGORY(el) if c.strip()), ""))
     visible, bucket = _section(category, root, parts, md, label_section)
     section = _pick(
@@ -334,7 +258,7 @@ def _article(
         # data-category may name a syndication bucket ("MSN", "SmartNews"), not the section a
         # reader sees: what the page shows wins, and the disagreement is drift.
         section = visible
-        _note(drift, "section")
+        note_drift(drift, "section")
     # A bare label that names a type ("Analysis") is not the section.
     if kind is None and label_section and label_section.lower() in KNOWN_TYPES:
         kind = label_section if section and section != label_section else None
@@ -343,8 +267,8 @@ def _article(
         _pick(
             "authors",
             drift,
-            _dom_authors(parts.all("social-author__name"), page_url),
-            lambda: [Author(n, _abs(u, page_url)) for n, u in jsonld_people(ld)],
+            dom_authors(parts.all("social-author__name"), page_url),
+            lambda: [Author(n, absolute(u, page_url)) for n, u in jsonld_people(ld)],
             lambda: _meta_authors(md),
         )
         or []
@@ -407,7 +331,7 @@ _DATE_SOURCES = {
 }
 
 
-def _raw_date(which: str, md: Metadata, parts: _Parts, drift: list[str]) -> str | None:
+def _raw_date(which: str, md: Metadata, parts: Parts, drift: list[str]) -> str | None:
     meta, ld_key, cls = _DATE_SOURCES[which]
     el = parts.first(cls)
     return _pick(
@@ -443,21 +367,8 @@ def _strip_site_name(title: str | None, md: Metadata) -> str | None:
     return title
 
 
-def _label(parts: _Parts) -> tuple[str | None, str | None]:
-    """(type, section) from the "Type | Section" label above the body."""
-    texts = [t for t in (inline_text(a) for a in parts.all("widget__section", tag="a")) if t]
-    texts = list(dict.fromkeys(texts))  # head and body blocks may both print it
-    if len(texts) == 1 and "|" in texts[0]:
-        texts = [t.strip() for t in texts[0].split("|") if t.strip()]
-    if not texts:
-        return None, None
-    if len(texts) == 1:
-        return None, texts[0]
-    return texts[0], texts[-1]
-
-
 def _shown_sections(
-    root: HtmlElement, parts: _Parts, md: Metadata, label_section: str | None
+    root: HtmlElement, parts: Parts, md: Metadata, label_section: str | None
 ) -> Iterator[str]:
     """The sections a reader sees, in order of trust: the post's section links, its label
     (unless it names a type), the breadcrumb's top level, ``article:section``."""
@@ -478,7 +389,7 @@ def _shown_sections(
 
 
 def _section(
-    category: str, root: HtmlElement, parts: _Parts, md: Metadata, label: str | None
+    category: str, root: HtmlElement, parts: Parts, md: Metadata, label: str | None
 ) -> tuple[str | None, bool]:
     """(the section the page shows, whether it overrules ``data-category``).
 
@@ -532,17 +443,6 @@ def _body_class_section(root: HtmlElement) -> str | None:
     return None
 
 
-def _dom_authors(elements: list[HtmlElement], base: str) -> list[Author]:
-    authors: dict[str, Author] = {}
-    for el in elements:
-        name = inline_text(el)
-        if not name or name in authors:
-            continue
-        link = NEAREST_LINK(el)
-        authors[name] = Author(name, _abs(link[0], base) if link else None)
-    return list(authors.values())
-
-
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|&)\s*")
 
 
@@ -559,14 +459,8 @@ def _dom_tags(elements: list[HtmlElement], base: str) -> list[Tag]:
     for el in elements:
         name = inline_text(el)
         if name and name not in tags:
-            tags[name] = Tag(name, _abs(el.get("href"), base))
+            tags[name] = Tag(name, absolute(el.get("href"), base))
     return list(tags.values())
-
-
-def _abs(url: str | None, base: str) -> str | None:
-    if not url or not url.strip():
-        return None
-    return normalize_url(url, base=base)
 
 
 def _slug(url: str, post_id: str | None) -> str | None:
@@ -577,7 +471,7 @@ def _slug(url: str, post_id: str | None) -> str | None:
     return slug or None
 
 
-def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Image | None:
+def _lead_image(parts: Parts, md: Metadata, base: str, drift: list[str]) -> Image | None:
     dom = next(
         (el for el in parts.all("widget__image") if any(el.get(a) for a in LEAD_IMAGE_ATTRS)),
         None,
@@ -608,118 +502,3 @@ def _lead_image(parts: _Parts, md: Metadata, base: str, drift: list[str]) -> Ima
         credit=inline_text(credit) if credit is not None else None,
         alt=alt,
     )
-
-
-# -- the keep-reading feed ---------------------------------------------------------------------
-
-
-def _teasers(blocks: list[HtmlElement], page_url: str, drift: list[str]) -> list[Teaser]:
-    teasers: list[Teaser] = []
-    for block in blocks:
-        for post in POSTS(block):
-            teaser = _teaser(post, len(teasers), page_url, drift)
-            if teaser is not None:
-                teasers.append(teaser)
-    return teasers
-
-
-def _teaser(post: HtmlElement, position: int, base: str, drift: list[str]) -> Teaser | None:
-    parts = _Parts([post])
-    data = parts.data()
-    head = parts.first("widget__headline-text")
-    title = inline_text(head) if head is not None else ""
-    href = head.get("href") if head is not None else None
-    if head is not None and not href:
-        link = NEAREST_LINK(head)
-        href = link[0] if link else None
-    if not title and data.get("data-headline"):
-        title = normalize_space(data["data-headline"])
-        _note(drift, "teaser_headline")
-    if not href and data.get("data-post-url"):
-        href = data["data-post-url"]
-        _note(drift, "teaser_url")
-    if not title or not href:
-        return None
-
-    category = CATEGORY(post)
-    section = normalize_space(category[0]) if category else ""
-    label = _label(parts)[1]
-    if label and label.casefold() != section.casefold() and label.lower() not in KNOWN_TYPES:
-        # No data-category, or a syndication bucket in it: the printed section wins.
-        section = label
-        _note(drift, "teaser_section")
-
-    authors = _dom_authors(parts.all("social-author__name"), base)
-    if not authors and data.get("data-authors"):
-        authors = [Author(n.strip()) for n in data["data-authors"].split(",") if n.strip()]
-        _note(drift, "teaser_authors")
-
-    date_el = parts.first("social-date__text")
-    date_raw = inline_text(date_el) if date_el is not None else None
-
-    brief = parts.all("widget__brief")
-    if brief:
-        excerpt = "\n\n".join(t for t in (block_text(b) for b in brief) if t)
-    else:
-        body = parts.first("body-description")
-        excerpt = ""
-        if body is not None:
-            body = copy.deepcopy(body)
-            body.tail = None
-            remove(TEASER_HIDDEN(body))
-            remove(TEASER_TOGGLE(body))
-            excerpt = block_text(body)
-            if excerpt:
-                _note(drift, "teaser_excerpt")
-
-    hidden = parts.all("js-appear-on-expand")
-    has_more = any(normalize_space("".join(h.itertext())) for h in hidden)
-
-    return Teaser(
-        position=position,
-        url=normalize_url(href, base=base),
-        title=title,
-        post_id=post.get("elid") or _class_post_id(post) or data.get("data-elid") or None,
-        section=section or None,
-        authors=authors,
-        # The hidden post data carries the exact time; the visible date only the day.
-        published_at=_timestamp(data.get("data-created-ts")) or parse_date(date_raw),
-        published_at_raw=date_raw or data.get("data-created-ts") or None,
-        image=_teaser_image(parts, base, drift),
-        excerpt=excerpt,
-        has_more=has_more,
-    )
-
-
-def _timestamp(value: str | None) -> str | None:
-    """ISO UTC text for a Unix timestamp attribute (``data-created-ts``)."""
-    if not value or not value.strip().isdigit():
-        return None
-    return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _teaser_image(parts: _Parts, base: str, drift: list[str]) -> Image | None:
-    """``.widget__image``, else the picture in ``.widget__head`` (real keep-reading teasers)."""
-    candidates = [(el, False) for el in parts.all("widget__image")]
-    candidates += [(el, True) for el in parts.all("widget__head")]
-    for el, fallback in candidates:
-        url = image_url(el, base)
-        if url:
-            if fallback:
-                _note(drift, "teaser_image")
-                img = el.find(".//img")
-                el = img if img is not None else el
-            cap = parts.first_of(("media-caption", None), ("photo-caption", None))
-            cred = parts.first_of(("media-photo-credit", None), ("photo-credit", None))
-            return Image(
-                url=url,
-                caption=inline_text(cap) if cap is not None else None,
-                credit=inline_text(cred) if cred is not None else None,
-                alt=normalize_space(el.get("aria-label") or el.get("alt")) or None,
-            )
-    return None
-
-
-def _note(drift: list[str], name: str) -> None:
-    if name not in drift:
-        drift.append(name)
