@@ -63,6 +63,9 @@ def test_reparse_after_upgrading_fixes_what_the_previous_parser_missed(tmp_path)
     images = "SELECT count(*) FROM article_images i JOIN articles a ON a.id = i.article_id"
     assert one(db, f"{images} WHERE a.url = ?", sudan) == 2
 
+    # What the README tells users to run after upgrading (the schema may have moved too).
+    proc = rsarchive("db", "upgrade", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
     proc = rsarchive("reparse", "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     # Two bodies changed (chrome out; a rendered tweet kept as a link), three rows were updated
