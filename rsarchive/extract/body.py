@@ -165,7 +165,10 @@ def _signup_block(el: HtmlElement, body: HtmlElement) -> HtmlElement:
 
 
 def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
-    text = normalize_space(el.text_content())
+    raw = el.text_content()
+    if len(raw) > _SHORT * 20:
+        return False  # a paragraph of argument: no need to count its words
+    text = normalize_space(raw)
     if not text or len(text.split()) > _SHORT:
         return False
     if AD_LABEL.match(text):

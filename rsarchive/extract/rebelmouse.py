@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from itertools import chain
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -89,8 +90,8 @@ BREADCRUMB = X(
     "//a[@href]"
 )
 # Tags as classes of the post's widget: <div class="widget post-partial tag-first-tag ...">.
-TAG_CLASSES = X(f"ancestor-or-self::*[self::article or {_cls('widget')}]/@class")
-TAG_CLASS = re.compile(r"^tag-([a-z0-9][a-z0-9-]*)$")
+# (the post's element and its wrappers up to its block: a walk up, cheaper than an XPath)
+TAG_CLASS = re.compile(r"(?:^|\s)tag-([a-z0-9][a-z0-9-]*)(?=\s|$)")
 
 
 def parse_page(doc: Any, url: str) -> ParsedPage:
@@ -407,11 +408,12 @@ def _tag_slugs(scope: list[HtmlElement]) -> list[str]:
     """The ``tag-<slug>`` classes RebelMouse puts on the post's widget, in order."""
     slugs: dict[str, None] = {}
     for el in scope:
-        for classes in TAG_CLASSES(el):
-            for cls in classes.split():
-                m = TAG_CLASS.match(cls)
-                if m:
-                    slugs[m.group(1)] = None
+        for wrapper in chain([el], el.iterancestors()):
+            classes = wrapper.get("class") or ""
+            if "posts-custom" in classes:
+                break  # the block: beyond it is the page, not the post
+            if "tag-" in classes:
+                slugs.update(dict.fromkeys(TAG_CLASS.findall(classes)))
     return list(slugs)
 
 
