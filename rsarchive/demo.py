@@ -47,13 +47,19 @@ class FixturePage:
 
 
 class FixtureSite:
-    """Maps the paths of the real site to fixture files."""
+    """Maps the paths of the real site to fixture files.
 
-    def __init__(self, root: Path | None = None) -> None:
+    Cases whose ``meta.json`` says ``"site": false`` are golden-test pages only (the demo's
+    site stays as it is documented); ``every_case=True`` serves them too.
+    """
+
+    def __init__(self, root: Path | None = None, *, every_case: bool = False) -> None:
         self.root = root or fixtures_dir()
         self.pages: dict[str, FixturePage] = {}
         for meta_file in sorted(self.root.glob("*/meta.json")):
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            if not every_case and meta.get("site") is False:
+                continue
             page_file = next(
                 (
                     p

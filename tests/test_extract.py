@@ -63,12 +63,18 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
             assert [a["name"] for a in teaser["authors"]] == want["authors"]
         if "image_caption" in want:
             assert (teaser["image"] or {}).get("caption") == want["image_caption"]
+        if "image_url" in want:
+            assert (teaser["image"] or {}).get("url") == want["image_url"], teaser["position"]
         assert teaser["excerpt"].startswith(want.get("excerpt_starts_with", ""))
         assert teaser["excerpt"].endswith(want.get("excerpt_ends_with", ""))
         for chrome in ("keep reading", "Show less", "Continue Reading"):
             assert chrome not in teaser["excerpt"]
+    for key in ("drift", "warnings"):
+        if key in x:
+            assert got[key] == x[key], key
     if article is None:
         return
+    assert article["extractor"] == x.get("extractor", "rebelmouse")
     if "title" in x:
         assert (article["title"] or None) == x["title"]
     for key in ("subtitle", "type", "section", "post_id", "published_at", "modified_at"):
@@ -84,6 +90,8 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
         ]
     if x.get("tags"):
         assert [t["name"] for t in article["tags"]] == x["tags"]
+    if "tag_urls" in x:
+        assert [t["url"] for t in article["tags"]] == [normalize_url(u) for u in x["tag_urls"]]
     if "image_caption" in x:
         assert (article["image"] or {}).get("caption") == x["image_caption"]
         assert (article["image"] or {}).get("credit") == x.get("image_credit")
@@ -93,6 +101,14 @@ def test_matches_the_fixture_authors_checklist(case: str) -> None:
         assert text in article["body_text"]
     for text in x.get("body_must_not_contain", []):
         assert text not in article["body_text"]
+    for text in x.get("body_html_must_contain", []):
+        assert text in article["body_html"]
+    for text in x.get("body_html_must_not_contain", []):
+        assert text not in article["body_html"]
+    if "inline_image_list" in x:
+        assert [
+            {k: i[k] for k in ("url", "alt", "caption", "credit")} for i in article["images"]
+        ] == x["inline_image_list"]
 
 
 def test_seed_page_text_is_the_article_then_exactly_three_teasers() -> None:
@@ -314,3 +330,156 @@ def test_parser_does_not_modify_the_shared_tree() -> None:
 def test_broken_html_never_raises(html: str) -> None:
     page = parse_page(html, "https://responsiblestatecraft.org/x/")
     assert page.teasers == []
+
+
+# -- RebelMouse pages as they are in the wild (issue 11) ---------------------------------------
+
+
+def html_of(case: str) -> str:
+    return (FIXTURES / case / "page.html").read_text(encoding="utf-8")
+
+
+def test_jsonld_in_cdata_is_read_and_not_reported_invalid() -> None:
+    got = parsed("cdata-jsonld-tags")
+    assert "jsonld_invalid" not in got["warnings"]
+    # Only the JSON-LD has the time of day: the visible date is the day alone.
+    assert got["article"]["published_at"] == "2024-05-20T14:15:00Z"
+    # The commented form some templates use: //<![CDATA[ ... //]]>
+    html = (
+        html_of("cdata-jsonld-tags")
+        .replace("<![CDATA[ ", "//<![CDATA[\n")
+        .replace(" ]]>", "\n//]]>")
+    )
+    page = parse_page(html, meta("cdata-jsonld-tags")["url"])
+    assert page.warnings == [] and page.article.published_at == "2024-05-20T14:15:00Z"
+
+
+def test_tags_come_from_the_widget_classes_when_no_keywords_remain() -> None:
+    html = re.sub(r'<meta name="keywords"[^>]*>', "", html_of("cdata-jsonld-tags"))
+    html = html.replace('"keywords": "Niger, Sahel, US military, AFRICOM"', '"x": ""')
+    page = parse_page(html, meta("cdata-jsonld-tags")["url"])
+    assert [(t.name, t.url) for t in page.article.tags] == [
+        ("niger", "https://responsiblestatecraft.org/tag/niger"),
+        ("sahel", "https://responsiblestatecraft.org/tag/sahel"),
+        ("us military", "https://responsiblestatecraft.org/tag/us-military"),
+        ("africom", "https://responsiblestatecraft.org/tag/africom"),
+    ]
+    assert "tags" in page.drift
+
+
+def test_promo_and_ad_chrome_is_recognised_by_what_it_is_not_by_class() -> None:
+    url = "https://responsiblestatecraft.org/x-1"
+
+    def body(inner: str) -> str:
+        page = (
+            "<html><body><div class='posts-custom' data-source='current_post'>"
+            "<article elid='1'><h1 class='widget__headline'><span class='widget__headline-text'>"
+            f"T</span></h1><div class='body-description'>{inner}</div></article></div>"
+            "</body></html>"
+        )
+        return parse_page(page, url).article.body_text
+
+    keep = [
+        # A promo lead-in that cites another site is a citation, not a promo.
+        "<p>Related: <a href='https://www.un.org/report'>the UN report</a></p>",
+        # Prose that mentions an advertisement or starts with "Related".
+        "<p>Related to this, the advertisement campaign ran for weeks.</p>",
+        "<p>Advertisement spending rose.</p>",
+        # A long paragraph about newsletters with a link is argument, not a sign-up box.
+        "<p>" + "word " * 45 + "subscribe to the <a href='/n'>newsletter</a></p>",
+    ]
+    for markup in keep:
+        assert body(markup), markup
+    drop = [
+        "<p><strong>ALSO READ: <a href='/other-post-2'>Other headline</a></strong></p>",
+        "<p>Read more &mdash; <a href='https://www.responsiblestatecraft.org/y/'>Y</a></p>",
+        "<div style='color:#ccc'>ADVERTISEMENT</div>",
+        "<div><ins class='adsbygoogle' data-ad-slot='1'></ins></div>",
+        "<div>Story continues below advertisement</div>",
+        "<div><p>Stay informed.</p><form><input type='email'><button>Go</button></form></div>",
+        "<p>Sign up for our newsletter <a href='/newsletter/'>here</a>.</p>",
+    ]
+    for markup in drop:
+        assert body(f"<p>Kept.</p>{markup}") == "Kept.", markup
+
+
+def test_a_signup_form_inside_the_article_wrapper_does_not_take_the_article_with_it() -> None:
+    url = "https://responsiblestatecraft.org/x-1"
+    paragraphs = "".join(f"<p>Paragraph {i} of the argument, long enough.</p>" for i in range(12))
+    html = (
+        "<html><body><div class='posts-custom' data-source='current_post'><article elid='1'>"
+        "<h1 class='widget__headline'><span class='widget__headline-text'>T</span></h1>"
+        f"<div class='body-description'><div class='wrap'>{paragraphs}"
+        "<form><input type='email'></form></div></div></article></div></body></html>"
+    )
+    text = parse_page(html, url).article.body_text
+    assert text.count("Paragraph") == 12
+
+
+def test_rendered_tweets_become_links_and_keep_the_paragraphs_around() -> None:
+    article = parsed("browser-saved")["article"]
+    paras = article["body_text"].split("\n\n")
+    i = paras.index("https://twitter.com/i/status/1800234567890123456")
+    assert paras[i - 1].endswith("famine conditions in parts of Darfur:")
+    assert paras[i + 1].startswith("A ceasefire remains")
+    assert "<iframe" not in article["body_html"]
+
+
+def test_the_visible_section_wins_over_a_syndication_bucket() -> None:
+    got = parsed("syndication-section")
+    assert got["article"]["section"] == "Middle East"
+    assert got["teasers"][0]["section"] == "Europe"
+    # Without the section links and the breadcrumb, article:section still wins.
+    html = re.sub(
+        r'<div class="all-related-sections">.*?</div>', "", html_of("syndication-section")
+    )
+    html = re.sub(r'<nav class="breadcrumbs".*?</nav>', "", html)
+    assert parse_page(html, meta("syndication-section")["url"]).article.section == "Middle East"
+    # A post has several sections: a data-category the page shows among them stands.
+    secondary = html_of("syndication-section").replace(
+        'data-category="MSN"', 'data-category="Military Industrial Complex"'
+    )
+    page = parse_page(secondary, meta("syndication-section")["url"])
+    assert page.article.section == "Military Industrial Complex"
+    assert "section" not in page.drift
+    # A data-category that agrees with the page is no drift.
+    agreeing = html_of("syndication-section").replace(
+        'data-category="MSN"', 'data-category="Middle East"'
+    )
+    page = parse_page(agreeing, meta("syndication-section")["url"])
+    assert "section" not in page.drift and page.article.section == "Middle East"
+
+
+def test_a_page_that_is_not_an_article_is_not_read_by_the_generic_extractor() -> None:
+    html = html_of("generic-wordpress")
+    html = html.replace('content="article"', 'content="website"')
+    html = re.sub(r'<script type="application/ld\+json".*?</script>', "", html, flags=re.S)
+    html = html.replace("<article ", "<div ").replace("</article>", "</div>")
+    page = parse_page(html, meta("generic-wordpress")["url"])
+    assert page.article is None and page.drift == []
+    # An <article> element alone makes an article of a page without RebelMouse blocks...
+    html = html.replace('<div class="post-48213', '<article class="post-48213', 1)
+    html = html.replace("</div>\n</main>", "</article>\n</main>", 1)
+    assert parse_page(html, meta("generic-wordpress")["url"]).article.extractor == "generic"
+    # ...but not of a RebelMouse listing, whose posts are <article> elements in its blocks.
+    listing = parse_page(html_of("tag-listing"), meta("tag-listing")["url"])
+    assert listing.article is None and len(listing.teasers) == 5
+
+
+def test_the_generic_extractor_sanitises_and_leaves_the_shared_tree_alone() -> None:
+    from lxml import etree
+    from parsel import Selector
+
+    html = html_of("generic-wordpress").replace(
+        "<p>CENTCOM appears",
+        '<p>Hostile <img src="x.jpg" onerror="alert(1)"><a href="javascript:alert(1)">x</a>'
+        "<script>alert(1)</script> end.</p><p>CENTCOM appears",
+    )
+    sel = Selector(text=html)
+    before = etree.tostring(sel.root)
+    article = parse_page(sel, meta("generic-wordpress")["url"]).article
+    assert etree.tostring(sel.root) == before
+    assert article.extractor == "generic"
+    for bad in ("<script", "onerror", "javascript:", "alert("):
+        assert bad not in article.body_html
+    assert "CENTCOM appears" in article.body_text

@@ -16,7 +16,7 @@ import pytest
 from conftest import CrawlResult, SiteServer, scrapy_crawl
 
 from rsarchive.extract.feeds import parse_feed
-from rsarchive.extract.rebelmouse import parse_load_more
+from rsarchive.extract.loadmore import parse_load_more
 
 LISTINGS = {"RSARCHIVE_FEED_LISTINGS": "/europe/,/tag/nato/"}
 ARTICLE_CASES = (

@@ -624,10 +624,18 @@ class Reader:
         return art
 
     def history(self, article_id: int) -> tuple[dict[str, Any], list[Version]]:
-        """An article's summary (id, url, title, parser_version, changed_at, removed_at) and
-        every stored revision of it, oldest first."""
+        """An article's summary (id, url, title, parser_version, extractor, changed_at,
+        removed_at) and every stored revision of it, oldest first."""
         a = m.articles
-        cols = (a.c.id, a.c.url, a.c.title, a.c.parser_version, a.c.changed_at, a.c.removed_at)
+        cols = (
+            a.c.id,
+            a.c.url,
+            a.c.title,
+            a.c.parser_version,
+            a.c.extractor,
+            a.c.changed_at,
+            a.c.removed_at,
+        )
         with self._reader.connect() as conn:
             row = conn.execute(select(*cols).where(a.c.id == article_id)).mappings().first()
             if row is None:

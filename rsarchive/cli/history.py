@@ -122,6 +122,14 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"{v.number:>3}  {v.captured_at:<20}  {(v.parser_version or '-'):<20}  "
             f"{v.words:>6,}  {'; '.join(what)}"
         )
+    if versions and article["parser_version"] != versions[-1].parser_version:
+        # A re-parse that changed other fields (section, tags, dates, teasers) but not the text
+        # adds no revision: say which parser the article's row comes from now.
+        print(
+            f"\nnow read by {article['parser_version']} ({article['extractor']} extractor): "
+            f"same text as revision {versions[-1].number}, other fields may differ "
+            "(`rsarchive show`)"
+        )
     return EXIT_OK
 
 

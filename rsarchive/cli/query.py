@@ -413,6 +413,8 @@ def _facts(art: dict[str, Any]) -> list[tuple[str, str]]:
         ("words", f"{art['word_count']:,}" if art["word_count"] is not None else None),
         ("revisions", str(art["revisions"])),
         ("id", f"{art['id']} (post id {art['post_id']})" if art["post_id"] else str(art["id"])),
+        # Only the exception is worth a line: a page the RebelMouse parser could not read.
+        ("extractor", "generic" if art.get("extractor") == "generic" else None),
     ]
     return [(k, v) for k, v in facts if v]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -53,6 +54,10 @@ class Metadata:
     def all(self, key: str) -> list[str]:
         return [v.strip() for v in self.meta.get(key, ()) if v.strip()]
 
+    def keywords(self) -> list[str]:
+        """``<meta name="keywords" content="a, b">`` as a list."""
+        return [k.strip() for v in self.all("keywords") for k in v.split(",") if k.strip()]
+
 
 def read_metadata(root: HtmlElement) -> Metadata:
     md = Metadata()
@@ -74,6 +79,11 @@ def read_metadata(root: HtmlElement) -> Metadata:
     return md
 
 
+# RebelMouse wraps its JSON-LD in CDATA (``<![CDATA[ {...} ]]>``, sometimes behind ``//``): in
+# HTML that is not markup, the script's text holds the wrapper verbatim.
+_CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[(.*?)(?://\s*)?\]\]>\s*$", re.S)
+
+
 def _read_jsonld(root: HtmlElement) -> tuple[dict[str, Any] | None, bool]:
     """The first article node of the page's JSON-LD (in a list, an ``@graph`` or plain)."""
     invalid = False
@@ -81,6 +91,9 @@ def _read_jsonld(root: HtmlElement) -> tuple[dict[str, Any] | None, bool]:
         if (script.get("type") or "").strip().lower() != "application/ld+json":
             continue
         raw = (script.text or "").strip()
+        cdata = _CDATA.match(raw)
+        if cdata:
+            raw = cdata.group(1).strip()
         if not raw:
             continue
         try:
@@ -136,6 +149,9 @@ def jsonld_people(node: dict[str, Any] | None, key: str = "author") -> list[tupl
             name = item.get("name")
             if isinstance(name, str) and name.strip():
                 url = item.get("url") or item.get("@id")
+                # An @id is a page only when it is not a node reference (``.../#/schema/...``).
+                if url is item.get("@id") and isinstance(url, str) and "#" in url:
+                    url = None
                 people.append((name.strip(), url if isinstance(url, str) else None))
     return people
 

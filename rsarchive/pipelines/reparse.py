@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select
 from rsarchive.archive import Archive
 from rsarchive.archive import models as m
 from rsarchive.archive.store import decompress_body
-from rsarchive.extract.rebelmouse import keep_feed_teasers, parse_load_more
+from rsarchive.extract.loadmore import keep_feed_teasers, parse_load_more
 from rsarchive.items import FeedPage, Page
 from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
 from rsarchive.pipelines.split import SplitPipeline

@@ -26,7 +26,15 @@ class SplitPipeline:
             return item
         parsed = parse_page(item.selector, item.url)
         for field in parsed.drift:
-            logger.warning("layout_drift: %s came from a fallback selector on %s", field, item.url)
+            if field == "whole_page":
+                logger.warning(
+                    "layout_drift: no RebelMouse post block on %s: read by the generic extractor",
+                    item.url,
+                )
+            else:
+                logger.warning(
+                    "layout_drift: %s came from a fallback selector on %s", field, item.url
+                )
             self.stats.inc_value("rsarchive/layout_drift")
             self.stats.inc_value(f"rsarchive/layout_drift/{field}")
         for warning in parsed.warnings:

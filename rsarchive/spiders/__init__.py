@@ -23,7 +23,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
 from rsarchive.config import SettingError, get_site_url
-from rsarchive.extract.rebelmouse import (
+from rsarchive.extract.loadmore import (
     FeedBlock,
     LoadMorePage,
     keep_feed_teasers,

@@ -16,7 +16,7 @@ import scrapy
 from scrapy.http import Response, TextResponse
 
 from rsarchive.config import get_int
-from rsarchive.extract.rebelmouse import FeedBlock, feed_block
+from rsarchive.extract.loadmore import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url

@@ -1,0 +1,140 @@
+"""A RebelMouse post's parts: the class names the parser reads (REBELMOUSE.md §2–3), found in
+one scan of a post, and the readers the main post and its teasers share (label, byline)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lxml.html import HtmlElement
+
+from rsarchive.extract.text import inline_text
+from rsarchive.extract.xpath import X
+from rsarchive.extract.xpath import has_class as _cls
+from rsarchive.items import Author
+from rsarchive.urls import normalize_url
+
+# A post (main or teaser) and the widget around it that names its category.
+POSTS = X(f".//article[@elid or {_cls('page-article')}]")
+CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
+POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
+
+# §2 main article fields and §3 teaser fields: the class names the parser reads. One scan of a
+# scope finds them all (every element with a class; the match is a set lookup in Python, which
+# is several times faster than class tests inside libxml2's XPath).
+PART_CLASSES = frozenset(
+    {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
+    | {"social-author__name", "social-date__text", "social-date-modified__text"}
+    | {"body", "body-description", "widget__brief", "js-appear-on-expand", "widget__show-more"}
+    | {"js-keep-reading", "widget__image", "widget__head", "rm-hero-media", "tags__item"}
+    | {"all-related-sections"}
+    | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
+)
+PARTS = X(".//*[@class or @data-post-url]")
+HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
+# The link an element sits in or holds (bylines, headlines).
+NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
+
+# Labels RS prints before "|" ("Analysis | Europe"); a bare label is a section unless it is one of
+# these.
+KNOWN_TYPES = frozenset(
+    {"analysis", "reporting", "opinion", "news", "review", "interview", "explainer"}
+    | {"podcast", "video", "commentary", "report", "essay"}
+)
+
+
+def class_post_id(el: HtmlElement) -> str | None:
+    m = POST_CLASS.search(el.get("class") or "")
+    return m.group(1) if m else None
+
+
+def first_match(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any:
+    for el in scope:
+        found = xpath(el)
+        if found:
+            return found[0]
+    return None
+
+
+class Parts:
+    """The elements of a scope that carry the classes the parser reads, in document order."""
+
+    def __init__(self, scope: Iterable[HtmlElement]) -> None:
+        self.found: list[tuple[HtmlElement, frozenset[str]]] = []
+        for top in scope:
+            for el in PARTS(top):
+                classes = PART_CLASSES.intersection((el.get("class") or "").split())
+                if classes or el.get("data-post-url") is not None:
+                    self.found.append((el, classes))
+
+    def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
+        return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
+
+    def first(self, cls: str, tag: str | None = None) -> HtmlElement | None:
+        for el, c in self.found:
+            if cls in c and (tag is None or el.tag == tag):
+                return el
+        return None
+
+    def data(self) -> dict[str, str]:
+        """The hidden ``span[data-post-url]`` of a teaser, as attributes."""
+        for el, _ in self.found:
+            if el.tag == "span" and el.get("data-post-url") is not None:
+                return dict(el.attrib)
+        return {}
+
+    def first_of(
+        self, *specs: tuple[str, str | None], outside_body: bool = False
+    ) -> HtmlElement | None:
+        """The first element (document order) matching any (class, tag) spec; optionally only
+        one that is not inside the article body (a hero caption, not an inline one)."""
+        for el, c in self.found:
+            if not any(cls in c and (tag is None or el.tag == tag) for cls, tag in specs):
+                continue
+            if outside_body and any(
+                "body-description" in (a.get("class") or "") for a in el.iterancestors()
+            ):
+                continue
+            return el
+        return None
+
+
+# (class, tag) specs for captions and credits.
+CAPTION = (("media-caption", "small"), ("photo-caption", None))
+CREDIT = (("media-photo-credit", "small"), ("photo-credit", None))
+
+
+def read_label(parts: Parts) -> tuple[str | None, str | None]:
+    """(type, section) from the "Type | Section" label above the body."""
+    texts = [t for t in (inline_text(a) for a in parts.all("widget__section", tag="a")) if t]
+    texts = list(dict.fromkeys(texts))  # head and body blocks may both print it
+    if len(texts) == 1 and "|" in texts[0]:
+        texts = [t.strip() for t in texts[0].split("|") if t.strip()]
+    if not texts:
+        return None, None
+    if len(texts) == 1:
+        return None, texts[0]
+    return texts[0], texts[-1]
+
+
+def dom_authors(elements: list[HtmlElement], base: str) -> list[Author]:
+    authors: dict[str, Author] = {}
+    for el in elements:
+        name = inline_text(el)
+        if not name or name in authors:
+            continue
+        link = NEAREST_LINK(el)
+        authors[name] = Author(name, absolute(link[0], base) if link else None)
+    return list(authors.values())
+
+
+def absolute(url: str | None, base: str) -> str | None:
+    if not url or not url.strip():
+        return None
+    return normalize_url(url, base=base)
+
+
+def note_drift(drift: list[str], name: str) -> None:
+    if name not in drift:
+        drift.append(name)
