@@ -304,25 +304,33 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
 
 # snippet() marks matches with <mark>; the plugin renders only those tags (see plugin.py).
 SEARCH_SQL = """\
+-- rank: the place in the results (1 = best), by bm25 with a title match weighing most
 select
-  a.id,
-  a.title,
-  a.url,
+  row_number() over (order by hit.score, hit.id) as rank,
+  hit.id,
+  hit.title,
+  hit.url,
   (select group_concat(v, ', ') from (
      select au.name as v from article_authors aa join authors au on au.id = aa.author_id
-     where aa.article_id = a.id order by aa.position)) as authors,
-  a.section,
-  a.type,
-  a.published_at,
-  snippet(articles_fts, -1, '<mark>', '</mark>', ' … ', 24) as snippet,
-  bm25(articles_fts, 10.0, 5.0, 1.0) as rank
-from articles_fts
-join articles a on a.id = articles_fts.rowid
--- the search rules of `rsarchive search` (plugin.py); an empty q (the page opened without a
--- search) matches nothing instead of failing
-where articles_fts match rs_fts_query(coalesce(nullif(trim(:q), ''), '""'))
-order by rank
-limit 100"""
+     where aa.article_id = hit.id order by aa.position)) as authors,
+  hit.section,
+  hit.type,
+  hit.published_at,
+  hit.snippet
+from (
+  select
+    a.id, a.title, a.url, a.section, a.type, a.published_at,
+    snippet(articles_fts, -1, '<mark>', '</mark>', ' … ', 24) as snippet,
+    bm25(articles_fts, 10.0, 5.0, 1.0) as score
+  from articles_fts
+  join articles a on a.id = articles_fts.rowid
+  -- the search rules of `rsarchive search` (plugin.py); an empty q (the page opened without a
+  -- search) matches nothing instead of failing
+  where articles_fts match rs_fts_query(coalesce(nullif(trim(:q), ''), '""'))
+  order by score
+  limit 100
+) as hit
+order by rank"""
 
 AUTHOR_SQL = """\
 select
