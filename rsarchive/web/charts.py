@@ -84,7 +84,8 @@ def bar_chart(
             f'<rect x="{x + 1}" y="{top + plot - h}" width="{bar - 2}" height="{h}" '
             f'fill="{BAR_COLOUR}"><title>{label}</title></rect>'
         )
-        if i % every == 0 and (every == 1 or month.endswith("-01") or i == 0):
+        yearly = every == 12 and (month.endswith("-01") or i == 0)
+        if yearly or (every < 12 and i % every == 0):
             text = month if every < 12 else month[:4]
             parts.append(
                 f'<text x="{x}" y="{height - 6}" font-size="10">{markupsafe.escape(text)}</text>'
