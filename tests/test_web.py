@@ -392,7 +392,7 @@ def text_of(html: str) -> str:
 def test_article_page_reads_as_the_article(served):
     seed = article_id(served, SEED_TITLE)
     iraq = article_id(served, "US strikes in Iraq show risk of escalation to wider war")
-    status, headers, html = served.get(f"/articles/{seed}")
+    status, _, html = served.get(f"/articles/{seed}")
     assert status == 200
     assert re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.S) == [SEED_TITLE_HTML]
     assert f"<title>{SEED_TITLE_HTML}</title>" in html
@@ -414,8 +414,8 @@ def test_article_page_reads_as_the_article(served):
     assert body.count("<p>") >= 10 and "<a href=" in body
     # Keep reading: the page's teasers in order, numbered from 1; the archived one links to its
     # own article page, the others to the site.
-    teasers = re.findall(r'<li value="(\d+)" class="([^"]+)">\s*<a class="rs-teaser" href="([^"]+)">'
-                         r"([^<]+)</a>", html)  # fmt: skip
+    teaser = r'<li value="(\d+)" class="([^"]+)">\s*<a class="rs-teaser" href="([^"]+)">([^<]+)</a>'
+    teasers = re.findall(teaser, html)
     assert [(n, t) for n, _, _, t in teasers][:3] == [
         ("1", "Israel-Hamas deal: Talking vs. bombing, works"),
         ("2", "US strikes in Iraq show risk of escalation to wider war"),
@@ -450,7 +450,9 @@ def test_article_page_shows_tags_and_image_credits(served):
     tags = re.findall(r'<ul class="rs-tags">(.*?)</ul>', html, re.S)
     assert tags and "/tag_articles?tag=" in tags[0]
     page = text_of(html)
-    assert "An aerial view of the Pentagon in Arlington, Virginia. M. Halvorsen/Shutterstock" in page
+    assert "An aerial view of the Pentagon in Arlington, Virginia. M. Halvorsen/Shutterstock" in (
+        page
+    )
     body = html.split('class="rsarchive-body rs-body">', 1)[1].split("</section>", 1)[0]
     assert '<img alt="Artillery shells on a production line"' in body
     assert "U.S. Army photo" in body
