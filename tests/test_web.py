@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, running_site, scrapy_crawl
+from conftest import ARTIFACT_LINES, ROOT, running_site, scrapy_crawl
 
 from rsarchive.archive import Archive
 from rsarchive.cli import EXIT_CONFIG, EXIT_DB, main
@@ -559,12 +559,8 @@ def chromium(request) -> str:
 
 
 def report(request, line: str) -> None:
-    """A line in pytest's output, even with output capture on."""
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"test_web: {line}")
+    """A line for the end of pytest's output (conftest's terminal summary), not its middle."""
+    request.config.stash.setdefault(ARTIFACT_LINES, []).append(f"test_web: {line}")
 
 
 def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -575,6 +571,11 @@ def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.Comple
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--no-first-run",
+        "--disable-background-networking",
+        # Every host name but loopback fails to resolve: no request leaves the machine (article
+        # images of the fixture pages name the real site).
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--hide-scrollbars",
         "--enable-logging=stderr",
         "--v=0",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
@@ -594,13 +595,8 @@ def test_browser_renders_search_results_and_snippets(served, chromium, tmp_path,
     assert "US strikes in Iraq show risk of escalation to wider war" in dom
     assert re.search(r'<td class="col-snippet[^"]*">[^<]*<mark>Iceland</mark>', dom), dom[-3000:]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "web-search.png"
-    shot.unlink(missing_ok=True)
-    run_chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", url)
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    report(request, f"screenshot of the search page: {shot} ({len(data):,} bytes)")
+    shot = screenshot(chromium, tmp_path, "web-search.png", url, 1600)
+    report(request, f"screenshot {shot.relative_to(ROOT)} ({shot.stat().st_size:,} bytes)")
 
 
 def test_browser_runs_datasette_scripts_but_not_smuggled_ones(served, chromium, tmp_path):
@@ -612,3 +608,37 @@ def test_browser_runs_datasette_scripts_but_not_smuggled_ones(served, chromium, 
     # table.js ran under the policy: it builds the column menu on the page.
     dom = run_chromium(chromium, tmp_path, "--dump-dom", f"{served.url}/article_list").stdout
     assert 'class="dropdown-menu"' in dom
+
+
+def screenshot(chromium: str, tmp_path: Path, name: str, url: str, height: int) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    run_chromium(chromium, tmp_path, f"--screenshot={shot}", f"--window-size=1280,{height}", url)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    return shot
+
+
+def test_browser_shows_the_article_as_a_reader_reads_it(served, chromium, tmp_path, request):
+    seed = article_id(served, SEED_TITLE)
+    iraq = article_id(served, "US strikes in Iraq show risk of escalation to wider war")
+    url = f"{served.url}/articles/{seed}"
+    dom = run_chromium(chromium, tmp_path, "--dump-dom", url).stdout
+    # The DOM after the browser built it (and ran Datasette's scripts): what a reader sees.
+    assert f"<h1>{SEED_TITLE}</h1>" in dom  # the DOM serialiser writes ' as it is
+    assert "Update 5/19 10 p.m. ET: Secretary of State Antony Blinken and Russian" in dom
+    assert re.search(
+        rf'<a class="rs-teaser" href="/web/articles/{iraq}">US strikes in Iraq show risk', dom
+    )
+    assert '<a class="rs-teaser" href="http://127.0.0.1:' in dom  # not archived: to the site
+    shots = [
+        ("web-article.png", url, 4400),
+        ("web-article-top.png", url, 1000),
+        ("web-article-media.png", f"{served.url}/articles/"
+         f"{article_id(served, 'The munitions boom is a blank check with a long tail')}", 1800),
+        ("web-front.png", served.url, 2000),
+    ]  # fmt: skip
+    for name, page, height in shots:
+        shot = screenshot(chromium, tmp_path, name, page, height)
+        report(request, f"screenshot {shot.relative_to(ROOT)} ({shot.stat().st_size:,} bytes)")
