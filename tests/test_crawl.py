@@ -287,6 +287,16 @@ def test_missing_arguments_give_a_clear_error_not_a_traceback(site_server, tmp_p
     assert site_server.requests == []
 
 
+def test_scrapy_crawl_takes_a_plain_path_as_the_database(site_server, tmp_path):
+    db = tmp_path / "plain.db"
+    result = scrapy_crawl(
+        "article", db, site_server.url, "-a", f"url={site_server.page_url('seed')}",
+        settings={"RSARCHIVE_DATABASE_URL": str(db)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.log
+    assert result.rows("SELECT count(*) FROM articles") == [(1,)]
+
+
 def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     db = tmp_path / "demo.db"
     proc = subprocess.run(

@@ -519,3 +519,11 @@ def test_hits_are_bold_on_a_terminal_unless_no_color(monkeypatch):
     assert highlighter(machine=True)(snippet) == "the [Reykjavik] meeting"
     monkeypatch.setenv("NO_COLOR", "1")
     assert highlighter()(snippet) == "the [Reykjavik] meeting"
+
+
+def test_database_url_from_the_environment_may_be_a_plain_path(archive):
+    """RSARCHIVE_DATABASE_URL takes what --db takes: a path (relative to where you are) too."""
+    for value in (str(archive.db), os.path.relpath(archive.db, ROOT)):
+        proc = run_command("list", "--json", "--limit", "3", env={"RSARCHIVE_DATABASE_URL": value})
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.splitlines()) == 3

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
+from rsarchive.archive.engine import as_database_url
 from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
 from rsarchive.urls import normalize_url
@@ -33,7 +34,8 @@ class StorePipeline:
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.database_url = crawler.settings.get("RSARCHIVE_DATABASE_URL")
+        # A plain path is a SQLite file, as for `rsarchive --db`.
+        self.database_url = as_database_url(crawler.settings.get("RSARCHIVE_DATABASE_URL"))
         self.archive: Archive | None = None
         self.run_id: int | None = None
         # One thread: SQLite takes one writer at a time, and pages commit in arrival order.

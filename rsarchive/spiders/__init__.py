@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
+from rsarchive.archive.engine import as_database_url
 from rsarchive.archive.fetchstate import Held
 from rsarchive.config import SettingError, get_site_url
 from rsarchive.extract.rebelmouse import (
@@ -195,7 +196,8 @@ class RebelMouseSpider(scrapy.Spider):
     def _archive(self) -> Engine:
         # Our own engine, for reads only; the store pipeline has created the schema by now.
         if self._state is None:
-            self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            url = as_database_url(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            self._state = make_engine(url)
         return self._state
 
     def closed(self, reason: str) -> None:
