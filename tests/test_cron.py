@@ -129,6 +129,7 @@ def test_a_good_run_is_silent_and_its_log_ends_with_the_run_row_as_json(site_ser
     assert log.name.endswith("-article.log")
     text = log.read_text(encoding="utf-8")
     assert "Spider closed (finished)" in text
+    assert "[alembic" not in text  # its INFO lines are silenced
     summary = summary_of(log)
     row = run_row(db, summary["run_id"])
     for key in ("spider", "started_at", "finished_at", "status", "finish_reason", "exit_code"):
