@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -176,8 +177,15 @@ def test_failed_fetches_exit_1_and_say_why_on_stderr(site_server, tmp_path):
         site_server, db, "article", "-a", urls(site_server, "seed", "two-authors") + "," + missing
     )
     assert run.returncode == 1
-    reason, line = run.stderr.splitlines()
+    reason, human, line = run.stderr.splitlines()
     assert "finished with 2 failures" in reason
+    assert re.fullmatch(
+        r"3 pages: 1 new article, 0 changed, 0 unchanged, 5 teasers \(5 new\), "
+        r"2 failed \(fetch_failed, http_404\) — \d+ s",
+        human,
+    ), human
+    (logged,) = [ln for ln in log_text(db).splitlines() if "INFO: summary: " in ln]
+    assert human.split(" — ")[0] in logged  # the log has it too (so has `scrapy crawl`'s)
     assert "fetch_failed: 1" in reason and "dropped/http_404: 1" in reason
     summary = json.loads(line)
     assert (summary["status"], summary["exit_code"]) == ("finished", 1)
@@ -535,7 +543,7 @@ def test_a_retry_after_beyond_the_cap_gives_the_request_up_as_failed(site_server
     )  # fmt: skip
     assert run.returncode == 1
     assert [p for p in site_server.requests if p == path] == [path]
-    stats = json.loads(run.stderr.splitlines()[1])["stats"]
+    stats = json.loads(run.stderr.splitlines()[-1])["stats"]
     assert stats["rsarchive/retry_after_too_long"] == 1
     assert stats["rsarchive/fetch_failed"] == 1
 

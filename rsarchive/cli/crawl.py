@@ -205,6 +205,8 @@ def _now() -> str:
 def _run(plan: Plan, *, verbose: bool) -> int:
     from scrapy.spiderloader import get_spider_loader
 
+    from rsarchive.outcome import human_summary, pages_done
+
     settings = project_settings(plan.overrides)
     names = sorted(get_spider_loader(settings).list())
     if plan.spider not in names:
@@ -225,6 +227,8 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     if code != EXIT_OK:
         print(f"rsarchive crawl {plan.spider}: {_why(summary, outcome)}; log: {log_file}",
               file=sys.stderr)  # fmt: skip
+        if pages_done(outcome.stats):  # not for a run that never reached a page
+            print(human_summary(outcome.stats), file=sys.stderr)
         print(line, file=sys.stderr)
     return code
 

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from scrapy import signals
@@ -22,7 +23,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
 from rsarchive.archive.engine import as_database_url
 from rsarchive.items import FeedPage, FetchOutcome, Page
-from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
+from rsarchive.outcome import GONE_ARCHIVED, exit_code, human_summary, run_status
 from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ class StorePipeline:
         self.writer.submit(int).result()
         stats = dict(self.stats.get_stats())
         stats["finish_reason"] = reason
+        started = stats.get("start_time")
+        elapsed = (datetime.now(UTC) - started).total_seconds() if started else None
+        logger.info("summary: %s", human_summary(stats, elapsed))
         try:
             if self.run_id is not None:
                 self.writer.submit(
