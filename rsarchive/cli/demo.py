@@ -142,8 +142,7 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
     if drift:
         print(f"  layout_drift: {drift} fields came from fallback selectors", file=out)
         print(
-            "    (expected: some fixture pages are in drifted layouts, to exercise the "
-            "fallbacks)",
+            "    (expected: some fixture pages are in drifted layouts, to exercise the fallbacks)",
             file=out,
         )
     print(file=out)
