@@ -19,6 +19,7 @@ from rsarchive.exitcodes import (
     EXIT_TRY_LATER,
     EXIT_USAGE,
 )
+from rsarchive.progress import duration
 
 #: Close reasons of a run cut short: a signal, a time limit, the memory limit.
 STOPPED_REASONS = frozenset(
@@ -117,7 +118,7 @@ def human_summary(stats: Mapping[str, Any], elapsed: float | None = None) -> str
         )
         parts.append(f"{failed} failed ({', '.join(reasons)})")
     seconds = elapsed if elapsed is not None else stats.get("elapsed_time_seconds")
-    took = f" — {_duration(float(seconds))}" if seconds is not None else ""
+    took = f" — {duration(float(seconds))}" if seconds is not None else ""
     return f"{pages} page{'s' * (pages != 1)}: {', '.join(parts)}{took}"
 
 
@@ -127,12 +128,3 @@ def pages_done(stats: Mapping[str, Any]) -> int:
         stats.get("rsarchive/not_modified") or 0
     )
     return done + failures(stats)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 120:
-        return f"{minutes} min {secs} s"
-    return f"{minutes // 60} h {minutes % 60} min"

@@ -35,6 +35,8 @@ RSARCHIVE_CONTACT = os.environ.get("RSARCHIVE_CONTACT", "https://github.com/rsar
 RSARCHIVE_LOG_DIR = os.environ.get("RSARCHIVE_LOG_DIR", "")
 # The longest Retry-After (seconds) a 429/503 answer is waited for; beyond it the request fails.
 RSARCHIVE_RETRY_AFTER_MAX = os.environ.get("RSARCHIVE_RETRY_AFTER_MAX", "300")
+# Seconds between two progress lines in the log (pages done, rate, queued, ETA); 0: none.
+RSARCHIVE_PROGRESS_INTERVAL = os.environ.get("RSARCHIVE_PROGRESS_INTERVAL", "30")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"
@@ -69,6 +71,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,
+}
+EXTENSIONS = {
+    "rsarchive.progress.ProgressExtension": 500,
 }
 ITEM_PIPELINES = {
     "rsarchive.pipelines.split.SplitPipeline": 100,

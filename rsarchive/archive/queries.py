@@ -501,6 +501,12 @@ class Reader:
             rows = self._summaries(conn, ids)
         return [rows[i] for i in ids]
 
+    def count_articles(self, filters: Filters = Filters()) -> int:
+        """How many articles match ``filters`` (the total of ``list`` and ``export``)."""
+        a = m.articles
+        with self._reader.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(a).where(*filters.clauses())) or 0
+
     def _summaries(self, conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         a = m.articles
         rows = {

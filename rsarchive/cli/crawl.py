@@ -216,6 +216,9 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     log_file = _new_log_file(plan.log_dir, plan.spider)
     settings.set("LOG_FILE", str(log_file), priority="cmdline")
     settings.set("LOG_FILE_APPEND", False, priority="cmdline")
+    # On a terminal (never under cron), a progress bar on stderr; -v shows the log lines there.
+    if not verbose and sys.stderr.isatty():
+        settings.set("RSARCHIVE_PROGRESS_BAR", True, priority="cmdline")
 
     outcome = run_spider(settings, plan.spider, plan.spider_args, log_file, verbose=verbose)
     summary = _summary(plan, outcome, log_file)

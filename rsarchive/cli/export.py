@@ -11,10 +11,11 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from rsarchive.cli import EXIT_CANTCREAT, EXIT_OK, CommandError, add_db_argument
+from rsarchive.cli import EXIT_CANTCREAT, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
 from rsarchive.cli.query import add_filter_arguments, reads_archive
 
 LIST_SEPARATOR = "; "
@@ -28,7 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "constant memory. JSON Lines: one object per article, authors and tags as lists. CSV: a "
         f"header row, authors and tags joined with {LIST_SEPARATOR!r}.",
     )
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl")
+    p.add_argument(
+        "--format",
+        choices=tuple(FORMATS),
+        default=None,
+        help="default: from the --output file's extension (.jsonl, .csv), else jsonl",
+    )
     p.add_argument(
         "--output",
         "-o",
@@ -60,10 +66,42 @@ def write_csv(rows: Any, out: IO[str]) -> int:
     return n
 
 
+#: Each format's writer: ``write(rows, text stream) -> count``.
+FORMATS = {"jsonl": write_jsonl, "csv": write_csv}
+#: File extensions that name a format (``-o x.csv`` needs no ``--format``).
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def output_format(fmt: str | None, output: str | None) -> str:
+    """The format asked for: ``--format``, else the output file's extension, else jsonl; a
+    ``--format`` that contradicts the extension is a usage error."""
+    implied = EXTENSIONS.get(Path(output).suffix.lower()) if output else None
+    if fmt and implied and fmt != implied:
+        raise CommandError(
+            f"--format {fmt} contradicts the extension of {output} ({implied}): drop --format "
+            "or rename the file",
+            EXIT_USAGE,
+        )
+    return fmt or implied or "jsonl"
+
+
+def _with_progress(rows: Iterator[dict[str, Any]], total: int) -> Iterator[dict[str, Any]]:
+    from rsarchive.progress import command_progress
+
+    progress = command_progress("export", total, unit="articles")
+    if progress is None:
+        yield from rows
+        return
+    with progress:
+        for n, row in enumerate(rows, start=1):
+            yield row
+            progress.update(n)
+
+
 @reads_archive
 def cmd_export(args: argparse.Namespace, reader: Any) -> int:
-    rows = reader.export(args.filters)
-    write = write_csv if args.format == "csv" else write_jsonl
+    write = FORMATS[output_format(args.format, args.output)]
+    rows = _with_progress(reader.export(args.filters), reader.count_articles(args.filters))
     if not args.output:
         write(rows, sys.stdout)
         return EXIT_OK
