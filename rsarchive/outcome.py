@@ -1,4 +1,4 @@
-"""What a finished crawl amounts to: its ``crawl_runs`` status and its exit code (DESIGN.md §2).
+"""What a finished crawl amounts to: its ``crawl_runs`` status and its exit code (docs/architecture.md §5).
 
 Pure functions of the close reason and the crawl stats, shared by the store pipeline (which
 writes them into the run's row) and ``rsarchive crawl`` (which exits with the code). Scrapy

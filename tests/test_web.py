@@ -326,7 +326,7 @@ def test_canned_queries_for_an_author_and_a_page(served):
     rows = served.json("/page_teasers", page=page, _shape="objects")["rows"]
     # Three teasers in the page's HTML, then two from its load-more feed (feed_pages=1).
     feed = [(r["position"], r["archived"]) for r in rows]
-    assert feed == [(0, 0), (1, 1), (2, 0), (3, 1), (4, 1)]
+    assert feed == [(1, 0), (2, 1), (3, 0), (4, 1), (5, 1)]  # counted from 1
     assert rows[1]["archived_title"] == "US strikes in Iraq show risk of escalation to wider war"
 
 
@@ -519,6 +519,27 @@ def test_table_search_box_ranks_by_relevance(served):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def test_no_images_keeps_every_request_on_the_server(served):
+    """`serve --no-images`: article images are links, and the policy loads none from elsewhere."""
+    import asyncio
+
+    from rsarchive.web import make_datasette
+
+    ds = make_datasette(served.db, site_url=served.site_url, images=False)
+    munitions = article_id(served, "The munitions boom is a blank check with a long tail")
+
+    async def get() -> tuple[str, str]:
+        await ds.invoke_startup()
+        resp = await ds.client.get(f"/web/articles/{munitions}")
+        return resp.text, resp.headers["content-security-policy"]
+
+    html, policy = asyncio.run(get())
+    page = html.split('class="rs-article"', 1)[1]
+    assert "<img" not in page
+    assert '[image: Artillery shells on a production line]</a>' in page
+    assert "img-src 'self' data:;" in policy
 
 
 def test_serving_never_writes_to_the_archive(served):

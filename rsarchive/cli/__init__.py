@@ -4,7 +4,7 @@ Each sub-command lives in its own module of this package and registers itself th
 ``register(subparsers)``; this module holds what they share: exit codes, ``--db`` handling,
 and errors without tracebacks (``crawl.run_spider`` runs a spider in-process).
 
-Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
+Exit codes (docs/architecture.md §5): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
 74 database I/O; 75 try later; 78 configuration or schema problem. The query commands add
 65 (a malformed search query) and 66 (no such article or page in the archive).
 """

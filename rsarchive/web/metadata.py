@@ -49,7 +49,8 @@ _ARTICLE = {
 _TEASER = {
     "page_url": "URL of the page the teaser was seen on",
     "page_article_id": "The page's own article (articles.id), if the page is an article",
-    "position": "Place in the page's keep-reading feed, from 0",
+    "position": "Place in the page's keep-reading feed, from 0 (the page_teasers query and "
+    "`rsarchive teasers` count from 1)",
     "url": "Normalised URL of the article the teaser points to",
     "article_id": "The target article (articles.id), once it is archived",
     "post_id": "RebelMouse post id of the target",
@@ -352,7 +353,7 @@ order by a.published_at desc"""
 
 PAGE_TEASERS_SQL = """\
 select
-  t.position,
+  t.position + 1 as position,
   t.title,
   t.url,
   t.article_id is not null as archived,
