@@ -1,4 +1,6 @@
-"""What a finished crawl amounts to: its ``crawl_runs`` status and its exit code (docs/architecture.md §5).
+"""What a finished crawl amounts to: its ``crawl_runs`` status, exit code and human summary.
+
+The exit codes are the contract of docs/architecture.md §5.
 
 Pure functions of the close reason and the crawl stats, shared by the store pipeline (which
 writes them into the run's row) and ``rsarchive crawl`` (which exits with the code). Scrapy
