@@ -233,7 +233,10 @@ def test_a_spider_usage_error_exits_64_and_is_recorded(site_server, tmp_path):
     run = rsarchive_crawl(site_server, db, "article")  # no URL
     assert run.returncode == 64
     assert "no URL given" in run.stderr.splitlines()[0]
-    assert run.rows("SELECT status, exit_code FROM crawl_runs") == [("finished", 64)]
+    # Recorded as a failed run, as a configuration error is.
+    assert run.rows("SELECT status, finish_reason, exit_code FROM crawl_runs") == [
+        ("failed", "usage_error", 64)
+    ]
 
 
 def test_a_database_that_cannot_be_opened_exits_74(site_server, tmp_path):

@@ -80,6 +80,9 @@ class RebelMouseSpider(scrapy.Spider):
             raise CloseSpider("config_error")
         for request in self._start_requests():
             yield request
+        # Arguments the spider refused (it logged why): the run fails, as for config_error.
+        if self.crawler.stats.get_value("rsarchive/usage_error"):
+            raise CloseSpider("usage_error")
 
     def _start_requests(self) -> Iterator[scrapy.Request]:
         raise NotImplementedError
