@@ -399,6 +399,35 @@ def _one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
 def test_malformed_search_query_exits_65(archive, query):
     line = _one_line_error(run_command("search", query, "--db", str(archive.db)), 65)
     assert line.startswith("rsarchive search:")
+    assert "fts5" not in line  # said in words, not as SQLite's message
+
+
+@pytest.mark.parametrize(
+    ("query", "explanation"),
+    [
+        ("(iran", "a ( is not closed in the search query"),
+        ("iran)", "a ) closes no ( in the search query"),
+        ("iran AND", "AND needs a search after it (iran AND sanctions)"),
+        ("OR iraq", "OR needs a search before it (iran OR iraq)"),
+        ("NEAR iran", "NEAR takes its words in parentheses: NEAR(iran sanctions, 10)"),
+        (
+            "(iran or iraq",
+            "a ( is not closed in the search query (lowercase or is a word to search for; write "
+            "OR to combine searches)",
+        ),
+    ],
+)
+def test_a_search_syntax_error_is_explained_in_one_line(archive, query, explanation):
+    line = _one_line_error(run_command("search", query, "--db", str(archive.db)), 65)
+    assert line == f"rsarchive search: {explanation}"
+
+
+def test_lowercase_operators_get_a_hint_when_nothing_matches(archive):
+    proc = run_command("search", "lavrov not iceland", "--db", str(archive.db))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == (
+        "no matches (lowercase not is a word to search for; write NOT to combine searches)\n"
+    )
 
 
 def test_unknown_article_or_page_exits_66(archive):

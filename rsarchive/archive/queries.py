@@ -176,7 +176,54 @@ def fts_query(user_query: str) -> str:
             parts.append(prefix + '"' + word.replace('"', "") + '"' + star)
     if not parts:
         raise BadQuery(f"nothing to search for in {user_query!r}")
+    problem = _syntax_problem(parts)
+    if problem:
+        raise BadQuery(problem + lowercase_hint(user_query))
     return " ".join(parts)
+
+
+_BINARY = frozenset({"AND", "OR", "NOT"})
+_LOWERCASE_OPERATORS = re.compile(r"(?<![\w\"])(or|not|and)(?![\w\"])")
+
+
+def _syntax_problem(parts: list[str]) -> str | None:
+    """Why FTS5 would refuse these tokens, in words (None: it will take them). Parentheses must
+    balance; AND, OR and NOT join two searches, so each needs one on either side."""
+    depth = 0
+    for i, token in enumerate(parts):
+        before = parts[i - 1] if i else None
+        after = parts[i + 1] if i + 1 < len(parts) else None
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:
+                return "a ) closes no ( in the search query"
+        elif token in _BINARY:
+            example = {"AND": "iran AND sanctions", "OR": "iran OR iraq"}.get(
+                token, "iran NOT nuclear"
+            )
+            if before is None or before in _BINARY or before == "(" or before == "NEAR":
+                return f"{token} needs a search before it ({example})"
+            if after is None or after in _BINARY or after == ")":
+                return f"{token} needs a search after it ({example})"
+        elif token == "NEAR" and after != "(":
+            return "NEAR takes its words in parentheses: NEAR(iran sanctions, 10)"
+    if depth > 0:
+        return "a ( is not closed in the search query"
+    return None
+
+
+def lowercase_hint(user_query: str) -> str:
+    """A hint when the query has or/not/and in lower case: FTS5 searches those as words."""
+    found = sorted(set(_LOWERCASE_OPERATORS.findall(user_query)))
+    if not found:
+        return ""
+    words = ", ".join(found)
+    return (
+        f" (lowercase {words} {'is a word' if len(found) == 1 else 'are words'} to search "
+        f"for; write {', '.join(w.upper() for w in found)} to combine searches)"
+    )
 
 
 def _like_contains(col: ColumnElement[Any], value: str) -> ColumnElement[bool]:
@@ -472,7 +519,11 @@ class Reader:
                 rows = self._summaries(conn, ids)
         except OperationalError as exc:
             if _is_query_error(exc):
-                raise BadQuery(f"malformed search query {query!r}: {exc.orig}") from None
+                why = str(exc.orig).removeprefix("fts5: ")
+                raise BadQuery(
+                    f"the search {query!r} is not one FTS5 understands ({why}); see the search "
+                    "syntax in `rsarchive search --help`" + lowercase_hint(query)
+                ) from None
             raise
         out = []
         for hit in hits:

@@ -230,7 +230,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_search(args: argparse.Namespace, reader: Any) -> int:
     rows = reader.search(args.query, args.filters, limit=args.limit, offset=args.offset)
     if not rows:  # stdout stays empty (no JSON Lines): a script still parses it
-        print("no matches", file=sys.stderr)
+        from rsarchive.archive.queries import lowercase_hint
+
+        print(f"no matches{lowercase_hint(args.query)}", file=sys.stderr)
         return EXIT_OK
     if args.json:
         mark = highlighter(machine=True)
