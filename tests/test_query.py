@@ -422,11 +422,16 @@ def test_a_search_syntax_error_is_explained_in_one_line(archive, query, explanat
     assert line == f"rsarchive search: {explanation}"
 
 
-def test_lowercase_operators_get_a_hint_when_nothing_matches(archive):
-    proc = run_command("search", "lavrov not iceland", "--db", str(archive.db))
+def test_lowercase_operators_get_a_hint(archive):
+    proc = run_command("search", "greenland or svalbard", "--db", str(archive.db))
     assert proc.returncode == 0 and proc.stdout == ""
     assert proc.stderr == (
-        "no matches (lowercase not is a word to search for; write NOT to combine searches)\n"
+        "no matches (lowercase or is a word to search for; write OR to combine searches)\n"
+    )
+    found = run_command("search", "lavrov not iceland", "--db", str(archive.db))
+    assert found.returncode == 0 and SEED_TITLE in found.stdout
+    assert found.stderr == (
+        "1 match (lowercase not is a word to search for; write NOT to combine searches)\n"
     )
 
 
@@ -556,3 +561,82 @@ def test_database_url_from_the_environment_may_be_a_plain_path(archive):
         proc = run_command("list", "--json", "--limit", "3", env={"RSARCHIVE_DATABASE_URL": value})
         assert proc.returncode == 0, proc.stderr
         assert len(proc.stdout.splitlines()) == 3
+
+
+KYIV_TITLE = "Kyiv’s grain corridor — and the café diplomacy keeping it open"
+MUNITIONS_TITLE = "The munitions boom is a blank check with a long tail"
+
+
+def test_author_matches_without_accents_or_case(run):
+    for author in ("jose", "JOSÉ MARTÍ", "marti-ruiz"):
+        code, out, _ = run("list", "--author", author, "--json")
+        assert code == 0
+        assert [json.loads(line)["title"] for line in out.splitlines()] == [KYIV_TITLE], author
+    code, out, _ = run("search", "grain", "--author", "jose", "--json")
+    assert [json.loads(line)["title"] for line in out.splitlines()] == [KYIV_TITLE]
+
+
+def test_list_search_and_export_take_tag(run):
+    code, out, err = run("list", "--tag", "ukraine", "--json")
+    assert code == 0, err
+    assert {json.loads(line)["title"] for line in out.splitlines()} == {KYIV_TITLE, MUNITIONS_TITLE}
+    code, out, _ = run("search", "contracts OR grain", "--tag", "Ukraine", "--json")
+    assert {json.loads(line)["title"] for line in out.splitlines()} == {KYIV_TITLE, MUNITIONS_TITLE}
+    code, out, _ = run("export", "--tag", "UKRAINE")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["title"] for r in rows} == {KYIV_TITLE, MUNITIONS_TITLE}
+    assert all("Ukraine" in r["tags"] for r in rows)
+    code, out, err = run("list", "--tag", "no such tag")
+    assert (code, out) == (0, "") and err == "no articles\n"
+
+
+def test_list_sorts(run):
+    def titles(*args: str) -> list[str]:
+        code, out, _ = run("list", "--json", "--limit", "3", *args)
+        assert code == 0
+        return [json.loads(line)["title"] for line in out.splitlines()]
+
+    assert titles("--sort", "oldest")[0] == SEED_TITLE
+    assert titles("--sort", "words") == [SEED_TITLE, IRAQ_TITLE, MUNITIONS_TITLE]
+    by_title = titles("--sort", "title", "--limit", "20")
+    assert by_title == sorted(by_title, key=str.lower)
+    with pytest.raises(SystemExit) as usage:
+        run("list", "--sort", "random")
+    assert usage.value.code == 64
+
+
+def test_text_output_says_how_many_and_how_to_see_more(run):
+    code, out, err = run("list", "--limit", "4")
+    assert code == 0 and len(out.splitlines()) == 5  # header + 4
+    assert err == "showing 4 of 10; --offset 4 for more\n"
+    _, _, err = run("list", "--limit", "4", "--offset", "8")
+    assert err == "showing 9-10 of 10\n"
+    _, _, err = run("list", "--section", "europe")
+    assert err == "3 articles\n"
+    _, out, err = run("search", "the", "--limit", "2")
+    assert out.count("\n     http") == 2
+    assert err.startswith("showing 2 of ") and err.endswith("; --offset 2 for more\n")
+
+
+def test_list_in_a_pipe_cuts_nothing(archive):
+    proc = run_command("list", "--limit", "20", "--db", str(archive.db), env={"COLUMNS": ""})
+    assert proc.returncode == 0
+    assert "Military Industrial Complex" in proc.stdout and "…" not in proc.stdout
+    assert "Mara Ellison, Daniel K. Osei" in proc.stdout
+
+
+def test_export_infers_csv_from_the_extension_and_refuses_a_contradiction(archive, tmp_path):
+    out = tmp_path / "articles.csv"
+    proc = run_command("export", "-o", str(out), "--db", str(archive.db))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == 10
+    clash = run_command(
+        "export", "-o", str(tmp_path / "x.csv"), "--format", "jsonl", "--db", str(archive.db)
+    )
+    assert clash.returncode == 64
+    assert clash.stderr == (
+        f"rsarchive export: --format jsonl contradicts the extension of {tmp_path / 'x.csv'} "
+        "(csv): drop --format or rename the file\n"
+    )
+    assert not (tmp_path / "x.csv").exists()

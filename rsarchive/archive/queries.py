@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any, Self
 
@@ -239,6 +240,11 @@ class Filters:
     type: str | None = None
     since: str | None = None
     until: str | None = None
+    tag: str | None = None
+    #: The ids of the authors and tags that ``author`` and ``tag`` name (``Reader.resolve``
+    #: fills them in, matching without case or accents: ``jose`` finds José).
+    author_ids: tuple[int, ...] | None = None
+    tag_ids: tuple[int, ...] | None = None
 
     @classmethod
     def from_strings(cls, **values: str | None) -> Filters:
@@ -254,7 +260,7 @@ class Filters:
         """WHERE clauses on ``articles``."""
         a = m.articles
         out = self._row_clauses()
-        out += [a.c.id.in_(ids) for ids in self._author_ids()]
+        out += [a.c.id.in_(ids) for ids in self._linked_ids()]
         if self.since:
             out.append(a.c.published_at >= self.since)
         if self.until:
@@ -274,7 +280,7 @@ class Filters:
         """
         a = m.articles
         unindexed = rowid + literal_column("0")
-        out = [unindexed.in_(ids) for ids in self._author_ids()]
+        out = [unindexed.in_(ids) for ids in self._linked_ids()]
         if self.since or self.until:
             dated = select(a.c.id)
             if self.since:
@@ -293,15 +299,33 @@ class Filters:
             out.append(func.lower(a.c.type) == self.type.lower())
         return out
 
-    def _author_ids(self) -> list[Select]:
-        if not self.author:
-            return []
-        aa, au = m.article_authors, m.authors
-        return [
-            select(aa.c.article_id)
-            .join(au, au.c.id == aa.c.author_id)
-            .where(_like_contains(au.c.name, self.author))
-        ]
+    def _linked_ids(self) -> list[Select]:
+        """Selects of the article ids that the author and tag filters let through."""
+        aa, au, at, tg = m.article_authors, m.authors, m.article_tags, m.tags
+        out = []
+        if self.author and self.author_ids is not None:
+            out.append(select(aa.c.article_id).where(aa.c.author_id.in_(self.author_ids)))
+        elif self.author:  # not resolved: SQL's own matching (case, not accents)
+            out.append(
+                select(aa.c.article_id)
+                .join(au, au.c.id == aa.c.author_id)
+                .where(_like_contains(au.c.name, self.author))
+            )
+        if self.tag and self.tag_ids is not None:
+            out.append(select(at.c.article_id).where(at.c.tag_id.in_(self.tag_ids)))
+        elif self.tag:
+            out.append(
+                select(at.c.article_id)
+                .join(tg, tg.c.id == at.c.tag_id)
+                .where(func.lower(tg.c.name) == self.tag.lower())
+            )
+        return out
+
+
+def fold(text: str) -> str:
+    """Text for matching names: no case, no accents (``José Martí`` -> ``jose marti``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _toggle_www(url: str) -> str:
@@ -443,6 +467,25 @@ def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Selec
     return select(ranged.c.rowid, ranged.c.snippet).where(ranged.c.snippet.is_not(None))
 
 
+def _dated(column: Any, dialect: str, *, desc: bool) -> list[Any]:
+    """Order by a time, undated rows last on every engine (SQLite sorts NULL first)."""
+    order = column.desc() if desc else column.asc()
+    if dialect != "sqlite":
+        return [order.nulls_last()]
+    # SQLite puts NULL first in ascending order, last in descending (where the index serves).
+    return [order] if desc else [column.is_(None), order]
+
+
+#: ``list --sort``: each a function of (articles table, dialect) -> ORDER BY terms.
+SORTS: dict[str, Any] = {
+    "newest": lambda a, d: [*_dated(a.c.published_at, d, desc=True), a.c.id.desc()],
+    "oldest": lambda a, d: [*_dated(a.c.published_at, d, desc=False), a.c.id],
+    "title": lambda a, d: [func.lower(a.c.title), a.c.id],
+    "words": lambda a, d: [a.c.word_count.desc(), a.c.id],
+    "changed": lambda a, d: [*_dated(a.c.changed_at, d, desc=True), a.c.id.desc()],
+}
+
+
 class Reader:
     """Read-only access to one archive; every method opens its own read transaction."""
 
@@ -461,6 +504,26 @@ class Reader:
 
     # -- search and listings ---------------------------------------------------------------
 
+    def resolve(self, filters: Filters) -> Filters:
+        """``filters`` with the authors and tags it names looked up, matched without case or
+        accents in Python (SQLite's LIKE folds ASCII case only; PostgreSQL may lack unaccent):
+        ``--author`` is a part of a name, ``--tag`` a whole one. The tables are small."""
+        if not (filters.author and filters.author_ids is None) and not (
+            filters.tag and filters.tag_ids is None
+        ):
+            return filters
+        found: dict[str, tuple[int, ...] | None] = {}
+        with self._reader.connect() as conn:
+            if filters.author and filters.author_ids is None:
+                want = fold(filters.author)
+                rows = conn.execute(select(m.authors.c.id, m.authors.c.name))
+                found["author_ids"] = tuple(i for i, name in rows if want in fold(name))
+            if filters.tag and filters.tag_ids is None:
+                want = fold(filters.tag)
+                rows = conn.execute(select(m.tags.c.id, m.tags.c.name))
+                found["tag_ids"] = tuple(i for i, name in rows if fold(name) == want)
+        return replace(filters, **found)
+
     def search(
         self, query: str, filters: Filters = Filters(), *, limit: int = 20, offset: int = 0
     ) -> list[dict[str, Any]]:
@@ -475,6 +538,7 @@ class Reader:
         # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
         # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
         # snippet (costly) is made afterwards, for the page of results only.
+        filters = self.resolve(filters)
         row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
         ranked = (
             select(_fts.c.rowid, score)
@@ -533,20 +597,45 @@ class Reader:
             out.append(row)
         return out
 
-    def list_articles(
-        self, filters: Filters = Filters(), *, limit: int | None = 20, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Articles newest first (by ``published_at``; undated last)."""
+    def search_count(self, query: str, filters: Filters = Filters()) -> int:
+        """How many articles ``search`` would find with no limit (for "showing 20 of 143")."""
+        if self.engine.dialect.name != "sqlite":
+            raise ReadError("full-text search needs the SQLite archive (articles_fts)")
         a = m.articles
+        filters = self.resolve(filters)
+        match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
+        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
+        stmt = select(func.count()).select_from(_fts).where(match, *clauses)
+        if row_clauses:
+            stmt = stmt.select_from(_fts.join(a, a.c.id == _fts.c.rowid)).where(*row_clauses)
+        try:
+            with self._reader.connect() as conn:
+                return conn.scalar(stmt, {"q": fts_query(query)}) or 0
+        except OperationalError as exc:
+            if _is_query_error(exc):
+                raise BadQuery(f"the search {query!r} is not one FTS5 understands") from None
+            raise
+
+    def list_articles(
+        self,
+        filters: Filters = Filters(),
+        *,
+        limit: int | None = 20,
+        offset: int = 0,
+        sort: str = "newest",
+    ) -> list[dict[str, Any]]:
+        """Articles in ``sort`` order (``SORTS``: newest first by default; undated last)."""
+        filters = self.resolve(filters)
+        a = m.articles
+        if sort not in SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
         stmt = (
             select(a.c.id)
             .where(*filters.clauses())
-            .order_by(a.c.published_at.desc(), a.c.id.desc())
+            .order_by(*SORTS[sort](a, self.engine.dialect.name))
             .limit(limit)
             .offset(offset)
         )
-        if self.engine.dialect.name != "sqlite":
-            stmt = stmt.order_by(None).order_by(a.c.published_at.desc().nulls_last(), a.c.id.desc())
         with self._reader.connect() as conn:
             ids = list(conn.scalars(stmt))
             rows = self._summaries(conn, ids)
@@ -554,6 +643,7 @@ class Reader:
 
     def count_articles(self, filters: Filters = Filters()) -> int:
         """How many articles match ``filters`` (the total of ``list`` and ``export``)."""
+        filters = self.resolve(filters)
         a = m.articles
         with self._reader.connect() as conn:
             return conn.scalar(select(func.count()).select_from(a).where(*filters.clauses())) or 0
@@ -797,6 +887,7 @@ class Reader:
         """Every article matching ``filters`` in archive order (by id), as ``EXPORT_FIELDS``
         dicts with ``authors`` and ``tags`` as lists of names; in constant memory: rows are
         streamed ``batch`` at a time and each batch's names fetched on their own."""
+        filters = self.resolve(filters)
         a = m.articles
         cols = [a.c[f] for f in EXPORT_FIELDS if f not in ("authors", "tags")]
         stmt = select(*cols).where(*filters.clauses()).order_by(a.c.id)
