@@ -640,3 +640,27 @@ def test_export_infers_csv_from_the_extension_and_refuses_a_contradiction(archiv
         "(csv): drop --format or rename the file\n"
     )
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_show_history_and_teasers_fold_http_and_https(run, archive):
+    """The archive holds the crawled site's URLs (here http://127.0.0.1:...): the https form
+    of a URL finds the same article, as a www. or bare host does."""
+    other = archive.site.replace("http://", "https://") + "/2021/05/19/blinken-lavrov-iceland/"
+    code, out, err = run("show", other, "--json")
+    assert code == 0, err
+    assert json.loads(out)["title"] == SEED_TITLE
+    code, out, _ = run("history", other, "--json")
+    assert code == 0 and json.loads(out)["article"]["title"] == SEED_TITLE
+    code, out, _ = run("teasers", other, "--json")
+    assert code == 0 and len(out.splitlines()) == 3
+
+
+def test_diff_json_of_an_article_with_one_revision_is_json(run):
+    code, out, _ = run("diff", "/2021/05/19/blinken-lavrov-iceland/", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["from"] is None and doc["to"]["number"] == 1
+    assert (doc["changes"], doc["fields"], doc["body_diff"]) == ([], {}, [])
+    assert doc["note"].endswith("has 1 revision: nothing to compare")
+    code, out, _ = run("diff", "/2021/05/19/blinken-lavrov-iceland/")
+    assert code == 0 and out.endswith("has 1 revision: nothing to compare\n")

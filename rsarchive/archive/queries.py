@@ -328,6 +328,17 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def url_variants(url: str) -> list[str]:
+    """``url`` and the forms the archive may hold it in: with or without ``www.``, over
+    http or https (a link pasted from an old page; the site redirects between them)."""
+    out = []
+    for host_form in (url, _toggle_www(url)):
+        scheme, sep, rest = host_form.partition("://")
+        other = {"http": "https", "https": "http"}.get(scheme)
+        out += [host_form, *([f"{other}{sep}{rest}"] if other else [])]
+    return list(dict.fromkeys(out))
+
+
 def _toggle_www(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if rest.startswith("www."):
@@ -718,9 +729,10 @@ class Reader:
                     return found
                 raise NotFound(f"no archived article with id or post id {ref}")
             url = normalize_url(ref, site_url.rstrip("/") + "/")
-            # The canonical host decides whether stored URLs have "www."; accept either.
+            # The canonical URL decides whether stored URLs have "www." and https; accept
+            # either of each.
             found = conn.scalar(
-                select(a.c.id).where(a.c.url.in_([url, _toggle_www(url)])).order_by(a.c.url != url)
+                select(a.c.id).where(a.c.url.in_(url_variants(url))).order_by(a.c.url != url)
             )
             if found is not None:
                 return found
@@ -787,7 +799,8 @@ class Reader:
 
         url = normalize_url(page_ref, site_url.rstrip("/") + "/")
         with self._reader.connect() as conn:
-            rows = self._teasers(conn, url)
+            # As for articles: with or without "www.", over http or https.
+            rows = next(filter(None, (self._teasers(conn, u) for u in url_variants(url))), [])
         if not rows:
             raise NotFound(f"no teasers archived for the page {url}")
         return rows

@@ -126,7 +126,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     article, versions = _load(args)
     count = len(versions)
     if count < 2 and args.from_ is None and args.to is None:
-        print(f"article {article['id']} has {_count(count, 'revision')}: nothing to compare")
+        note = f"article {article['id']} has {_count(count, 'revision')}: nothing to compare"
+        if args.json:  # the same document as a comparison, with nothing compared
+            only = versions[-1].as_dict() if versions else None
+            out = {"article": article, "from": None, "to": only, "changes": [], "fields": {},
+                   "body_diff": [], "note": note}  # fmt: skip
+            json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+            print()
+            return EXIT_OK
+        print(note)
         return EXIT_OK
     to = args.to if args.to is not None else count
     _in_range("--to", to, article["id"], count)  # before --from, which defaults to --to - 1
