@@ -260,8 +260,9 @@ def test_show_says_where_an_article_was_teased(run, archive):
     _, out, _ = run("show", "/us-strikes-iraq-2666381402", "--json")
     art = json.loads(out)
     assert art["title"] == IRAQ_TITLE
-    assert [(t["page_title"], t["position"]) for t in art["teased_by"]] == [(SEED_TITLE, 1)]
-    assert [t["position"] for t in art["teasers"]] == [0, 1]
+    # Positions count from 1, as search results do (the table holds 0, 1, ...).
+    assert [(t["page_title"], t["position"]) for t in art["teased_by"]] == [(SEED_TITLE, 2)]
+    assert [t["position"] for t in art["teasers"]] == [1, 2]
     assert art["authors"] == [{"name": "Samuel Whitcomb", "url": art["authors"][0]["url"]}]
     assert "Teased on: 1 page\n" in run("show", "/us-strikes-iraq-2666381402")[1]
 
@@ -287,8 +288,10 @@ def test_teasers_of_a_listing_page_in_order(run, archive):
         "SELECT position, title, url FROM teasers WHERE page_url = ? ORDER BY position",
         f"{archive.site}/tag/iran",
     )
-    assert [(r["position"], r["title"], r["url"]) for r in rows] == expected
+    assert [(r["position"] - 1, r["title"], r["url"]) for r in rows] == expected  # from 1
+    assert [r["position"] for r in rows] == [1, 2, 3, 4, 5]
     assert len(rows) == 5 and not any(r["archived"] for r in rows)
+    assert all(isinstance(r["authors"], list) for r in rows)
     _, out, _ = run("teasers", "/2021/05/19/blinken-lavrov-iceland")
     header, *lines = out.splitlines()
     assert header.split()[:4] == ["POS", "ARCHIVED", "FIRST", "SEEN"]

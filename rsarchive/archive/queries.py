@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 
 from . import models as m
 from .engine import READ_ONLY, make_engine, sqlite_file
-from .revisions import Version, article_versions
+from .revisions import Version, article_versions, revision_authors
 from .schema import check_schema
 
 # Tables without which a database is not an rsarchive archive (newer schemas add more).
@@ -779,7 +779,9 @@ class Reader:
                 .where(or_(t.c.article_id == article_id, t.c.url == art["url"]))
                 .order_by(t.c.first_seen_at, t.c.page_url)
             )
-            art["teased_by"] = [dict(r) for r in conn.execute(teased_by).mappings()]
+            art["teased_by"] = [
+                {**r, "position": r["position"] + 1} for r in conn.execute(teased_by).mappings()
+            ]
         return art
 
     def history(self, article_id: int) -> tuple[dict[str, Any], list[Version]]:
@@ -827,6 +829,9 @@ class Reader:
         out = []
         for r in conn.execute(stmt).mappings():
             row = dict(r)
+            # Counted from 1 for people, as search results are (the table counts from 0).
+            row["position"] += 1
+            row["authors"] = revision_authors(row["authors"])
             row["archived"] = row["article_id"] is not None
             out.append(row)
         return out

@@ -501,7 +501,7 @@ def _markdown(art: dict[str, Any]) -> str:
     out += ["## Keep reading", ""]
     for t in art["teasers"]:
         state = f"archived, id {t['article_id']}" if t["archived"] else "not archived"
-        out.append(f"{t['position'] + 1}. [{t['title']}]({t['url']}) ({state})")
+        out.append(f"{t['position']}. [{t['title']}]({t['url']}) ({state})")
     out += ["", "## Teased on", ""]
     for t in art["teased_by"]:
         out.append(
@@ -527,6 +527,6 @@ def _html(art: dict[str, Any]) -> str:
     return (
         f"<article>\n<h1>{e(art['title'])}</h1>\n{sub}\n<dl>{facts}</dl>\n"
         f'<div class="body">\n{art["body_html"] or ""}\n</div>\n'
-        f'<h2>Keep reading</h2>\n<ol start="0">{teasers}</ol>\n'
+        f"<h2>Keep reading</h2>\n<ol>{teasers}</ol>\n"
         f"<h2>Teased on</h2>\n<ul>{teased}</ul>\n</article>\n"
     )

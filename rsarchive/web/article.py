@@ -104,7 +104,7 @@ def article_page(reader: Reader, article_id: int, links: Links, *, images: bool)
     teasers = [
         {
             **t,
-            "number": t["position"] + 1,
+            "number": t["position"],  # counted from 1 by the reader
             "href": links.article(t["article_id"]) if t["archived"] else t["url"],
             "authors": _names(t["authors"]),
         }
@@ -113,7 +113,7 @@ def article_page(reader: Reader, article_id: int, links: Links, *, images: bool)
     teased_by = [
         {
             **t,
-            "number": t["position"] + 1,
+            "number": t["position"],
             "href": links.article(t["page_article_id"]) if t["page_article_id"] else t["page_url"],
             "label": t["page_title"] or t["page_url"],
         }
@@ -169,13 +169,8 @@ def article_page(reader: Reader, article_id: int, links: Links, *, images: bool)
     )
 
 
-def _names(value: Any) -> str:
-    """A teaser's byline for display: a JSON list of names, or older text as it is."""
-    from rsarchive.archive.revisions import revision_authors
-
-    if isinstance(value, list):
-        return ", ".join(value)
-    return ", ".join(revision_authors(value)) if value else ""
+def _names(value: list[str]) -> str:
+    return ", ".join(value)
 
 
 def _shown(value: Any) -> str:

@@ -56,7 +56,7 @@ _TEASER = {
     "post_id": "RebelMouse post id of the target",
     "title": "The teaser's headline",
     "section": "Section label on the teaser",
-    "authors": 'Byline on the teaser, names joined with ", "',
+    "authors": "Byline on the teaser as a JSON array of names",
     "published_at": "Publication time on the teaser, ISO 8601 UTC",
     "published_at_raw": "Publication time exactly as the teaser gave it",
     "excerpt": "The teaser's visible text plus its 'keep reading' remainder",
