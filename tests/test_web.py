@@ -457,6 +457,15 @@ def test_article_page_shows_tags_and_image_credits(served):
     body = html.split('class="rsarchive-body rs-body">', 1)[1].split("</section>", 1)[0]
     assert '<img alt="Artillery shells on a production line"' in body
     assert "U.S. Army photo" in body
+    # The YouTube embed (an iframe on the site) is a link to it, not a hole in the text; it is
+    # no part of body_text.
+    assert re.search(
+        r'<a href="https://www.youtube.com/embed/Xq9vPz3LkTc\?rel=0&amp;start=0"[^>]*>'
+        r"Embedded media: www.youtube.com</a>",
+        body,
+    ), body
+    (row,) = served.json("/articles", id=str(munitions), _shape="objects")["rows"]
+    assert "Embedded media" not in row["body_text"]
 
 
 def test_raw_row_page_keeps_every_column(served):

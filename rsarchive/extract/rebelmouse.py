@@ -566,14 +566,33 @@ def _body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]]:
                 alt=normalize_space(img.get("alt")) or None,
             )
         )
+    embeds = _embeds_as_links(body)
     _absolute_links(body, base)
     # The wrapper div is not an allowed tag: nh3 keeps its content, drops the div itself.
     html = sanitize_html(etree.tostring(body, method="html", encoding="unicode"))
 
-    # Captions and credits belong to their images, not to the text.
+    # Captions and credits belong to their images, not to the text; nor do embeds' links.
     remove(holders)
+    remove(embeds)
     text = block_text(body)
     return html, text, images
+
+
+def _embeds_as_links(body: HtmlElement) -> list[HtmlElement]:
+    """Each embedded frame (a video, a post) as a link to what it showed: the stored HTML keeps
+    no iframe, but a reader should still see that something was there and where it lives. The
+    links are not part of the body text (and so of the content hash)."""
+    links = []
+    for frame in list(body.iter("iframe")):
+        src = (frame.get("src") or frame.get("data-src") or "").strip()
+        if not src.startswith(("http://", "https://", "//")):
+            continue
+        link = body.makeelement("a", {"href": src})
+        link.text = f"Embedded media: {urlsplit(src if '://' in src else 'https:' + src).netloc}"
+        link.tail = frame.tail
+        frame.getparent().replace(frame, link)
+        links.append(link)
+    return links
 
 
 def _chrome(body: HtmlElement) -> list[HtmlElement]:
