@@ -13,6 +13,7 @@ Create Date: 2026-12-07
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,49 +26,31 @@ depends_on = None
 _BATCH = 1000
 
 
-def upgrade() -> None:
+_teasers = sa.table("teasers", sa.column("id", sa.Integer), sa.column("authors", sa.Text))
+
+
+def _rewrite(where: sa.ColumnElement[bool], convert: Callable[[str], str]) -> None:
+    """Rewrite ``teasers.authors`` of the rows ``where`` picks with ``convert``, in batches."""
     conn = op.get_bind()
-    teasers = sa.table("teasers", sa.column("id", sa.Integer), sa.column("authors", sa.Text))
-    old = sa.select(teasers.c.id, teasers.c.authors).where(
-        teasers.c.authors.is_not(None), sa.not_(teasers.c.authors.startswith("["))
-    )
-    rows = conn.execute(old).all()
+    rows = conn.execute(sa.select(_teasers.c.id, _teasers.c.authors).where(where)).all()
     update = (
-        sa.update(teasers)
-        .where(teasers.c.id == sa.bindparam("row_id"))
+        sa.update(_teasers)
+        .where(_teasers.c.id == sa.bindparam("row_id"))
         .values(authors=sa.bindparam("names"))
     )
     for i in range(0, len(rows), _BATCH):
-        conn.execute(
-            update,
-            [
-                {
-                    "row_id": row_id,
-                    "names": json.dumps(
-                        [n.strip() for n in text.split(", ") if n.strip()], ensure_ascii=False
-                    ),
-                }
-                for row_id, text in rows[i : i + _BATCH]
-            ],
-        )
+        batch = rows[i : i + _BATCH]
+        conn.execute(update, [{"row_id": row_id, "names": convert(t)} for row_id, t in batch])
+
+
+def _as_json(joined: str) -> str:
+    return json.dumps([n.strip() for n in joined.split(", ") if n.strip()], ensure_ascii=False)
+
+
+def upgrade() -> None:
+    authors = _teasers.c.authors
+    _rewrite(sa.and_(authors.is_not(None), sa.not_(authors.startswith("["))), _as_json)
 
 
 def downgrade() -> None:
-    conn = op.get_bind()
-    teasers = sa.table("teasers", sa.column("id", sa.Integer), sa.column("authors", sa.Text))
-    rows = conn.execute(
-        sa.select(teasers.c.id, teasers.c.authors).where(teasers.c.authors.startswith("["))
-    ).all()
-    update = (
-        sa.update(teasers)
-        .where(teasers.c.id == sa.bindparam("row_id"))
-        .values(authors=sa.bindparam("names"))
-    )
-    for i in range(0, len(rows), _BATCH):
-        conn.execute(
-            update,
-            [
-                {"row_id": row_id, "names": ", ".join(json.loads(text))}
-                for row_id, text in rows[i : i + _BATCH]
-            ],
-        )
+    _rewrite(_teasers.c.authors.startswith("["), lambda text: ", ".join(json.loads(text)))
