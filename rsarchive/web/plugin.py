@@ -6,6 +6,10 @@ older version or another tool). Every response carries a Content-Security-Policy
 Datasette's own static scripts and the few inline scripts its templates hold, by hash. The
 ``search`` canned query reads its query with the search rules of ``rsarchive search``
 (``rs_fts_query``, a SQL function on every connection).
+
+Pages: the row page of ``articles`` reads as the article (``article.py``, ``templates/row.html``);
+the index and database pages lead with search, the newest articles and charts (``charts.py``);
+a table search of ``articles``/``article_list`` is answered, ranked, by the ``search`` query.
 """
 
 from __future__ import annotations
@@ -24,14 +28,12 @@ from typing import Any
 import datasette
 import jinja2
 import jinja2.meta
-import lxml.html
 import markupsafe
 from datasette import hookimpl
 
 from rsarchive.archive.queries import BadQuery, NotFound, fts_query
-from rsarchive.extract.text import sanitize_html
 
-from .article import Links, article_page, reader_date, reader_for
+from .article import Links, article_page, body_markup, reader_date, reader_for
 from .charts import archive_charts
 
 HTML_COLUMNS = frozenset({"body_html"})
@@ -119,25 +121,12 @@ def security_headers(
     ]
 
 
-def images_as_links(html: str) -> str:
-    """Each ``<img>`` replaced by a link to it: the policy loads no image from other hosts."""
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
-    for img in list(root.iter("img")):
-        link = lxml.html.Element("a", href=img.get("src") or "")
-        link.text = f"[image: {img.get('alt') or img.get('src') or ''}]"
-        link.tail = img.tail
-        img.getparent().replace(img, link)
-    return (root.text or "") + "".join(
-        lxml.html.tostring(child, encoding="unicode") for child in root
-    )
-
-
 def render_html_cell(value: str) -> markupsafe.Markup:
     """Stored article HTML, sanitised again (the last step), in a scrolling box."""
     return markupsafe.Markup(
         '<div class="rsarchive-body" style="max-height: 24em; overflow: auto; '
         'max-width: 48em; white-space: normal">{}</div>'
-    ).format(markupsafe.Markup(sanitize_html(images_as_links(value))))
+    ).format(body_markup(value, images=False))
 
 
 def render_snippet(value: str) -> markupsafe.Markup:
