@@ -286,6 +286,22 @@ def main() -> None:
             c += c2
         rows.append(latency_row("show by URL (+ authors, tags, teasers, teased-by)", w, c))
         rows.append(latency_row("list, newest 20", *timed(reader.list_articles, args.repeat * 4)))
+        # The totals of "showing 20 of N" (list and search text output) and the unaccented
+        # author match (`--author jose`: every author name folded in Python).
+        rows.append(latency_row("list total (count)", *timed(reader.count_articles, args.repeat)))
+        w, c = [], []
+        for q in QUERIES:
+            w2, c2 = timed(lambda q=q: reader.search_count(q), args.repeat)
+            w += w2
+            c += c2
+        rows.append(latency_row(f"search total (count), {len(QUERIES)} queries", w, c))
+        folded = Filters(author=reader.counts("authors")[0]["name"].lower())
+        rows.append(
+            latency_row(
+                "list --author (no case, no accents)",
+                *timed(lambda: reader.list_articles(folded), args.repeat * 4),
+            )
+        )
 
         # Export: throughput without tracemalloc (it slows allocation), then peak memory with it,
         # for the newest ~10% (a date filter) and for everything.
