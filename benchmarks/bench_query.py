@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rsarchive.archive import create_schema, make_engine  # noqa: E402
+from rsarchive.archive import make_engine  # noqa: E402
 from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
+from rsarchive.archive.schema import upgrade  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
 
 SITE = "https://responsiblestatecraft.org"
@@ -135,7 +136,7 @@ def build(path: Path, n: int) -> None:
         return " ".join(picks)
 
     engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
+    upgrade(engine)  # the current schema, stamped with its version (readers check it)
     engine.dispose()
     import sqlite3
 
