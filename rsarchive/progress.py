@@ -161,7 +161,13 @@ class ProgressExtension:
         from scrapy import signals
         from scrapy.exceptions import NotConfigured
 
-        interval = crawler.settings.getfloat("RSARCHIVE_PROGRESS_INTERVAL", DEFAULT_INTERVAL)
+        from rsarchive.config import SettingError, get_float
+
+        try:
+            interval = get_float(crawler.settings, "RSARCHIVE_PROGRESS_INTERVAL")
+        except SettingError:
+            # The spider checks the same setting and stops the run with config_error (78).
+            raise NotConfigured from None
         if interval <= 0:
             raise NotConfigured
         ext = cls(crawler, interval, crawler.settings.getbool("RSARCHIVE_PROGRESS_BAR"))

@@ -304,6 +304,12 @@ def test_a_bad_setting_exits_78(site_server, tmp_path, settings, env):
             "RSARCHIVE_FOLLOW_MAX='lots' is not a whole number",
         ),
         (
+            "sitemap",
+            {},
+            {"RSARCHIVE_PROGRESS_INTERVAL": "often"},
+            "RSARCHIVE_PROGRESS_INTERVAL='often' is not a number",
+        ),
+        (
             "article",
             {"RSARCHIVE_SITE_URL": "example.org"},
             {},

@@ -23,7 +23,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.engine import as_database_url
 from rsarchive.archive.fetchstate import Held
-from rsarchive.config import SettingError, get_site_url
+from rsarchive.config import SettingError, get_float, get_site_url
 from rsarchive.extract.rebelmouse import (
     FeedBlock,
     LoadMorePage,
@@ -70,6 +70,7 @@ class RebelMouseSpider(scrapy.Spider):
         """Read and check the settings this spider uses (raise ``SettingError``); subclasses
         extend it. Run before the crawl starts, so a bad value fetches nothing."""
         self.site_url = get_site_url(settings)
+        get_float(settings, "RSARCHIVE_PROGRESS_INTERVAL")  # read by the progress extension
         # The offsite middleware keeps every request (redirects included) on this host.
         self.allowed_domains = [site_host(self.site_url).split(":")[0]]
 
