@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rsarchive.archive import create_schema, make_engine  # noqa: E402
+from rsarchive.archive import make_engine  # noqa: E402
 from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
+from rsarchive.archive.schema import upgrade  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
 
 SITE = "https://responsiblestatecraft.org"
@@ -135,7 +136,7 @@ def build(path: Path, n: int) -> None:
         return " ".join(picks)
 
     engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
+    upgrade(engine)  # the current schema, stamped with its version (readers check it)
     engine.dispose()
     import sqlite3
 
@@ -286,6 +287,22 @@ def main() -> None:
             c += c2
         rows.append(latency_row("show by URL (+ authors, tags, teasers, teased-by)", w, c))
         rows.append(latency_row("list, newest 20", *timed(reader.list_articles, args.repeat * 4)))
+        # The totals of "showing 20 of N" (list and search text output) and the unaccented
+        # author match (`--author jose`: every author name folded in Python).
+        rows.append(latency_row("list total (count)", *timed(reader.count_articles, args.repeat)))
+        w, c = [], []
+        for q in QUERIES:
+            w2, c2 = timed(lambda q=q: reader.search_count(q), args.repeat)
+            w += w2
+            c += c2
+        rows.append(latency_row(f"search total (count), {len(QUERIES)} queries", w, c))
+        folded = Filters(author=reader.counts("authors")[0]["name"].lower())
+        rows.append(
+            latency_row(
+                "list --author (no case, no accents)",
+                *timed(lambda: reader.list_articles(folded), args.repeat * 4),
+            )
+        )
 
         # Export: throughput without tracemalloc (it slows allocation), then peak memory with it,
         # for the newest ~10% (a date filter) and for everything.

@@ -1,4 +1,4 @@
-"""Exit codes of the `rsarchive` command (DESIGN.md §2), apart from the CLI so the crawl
+"""Exit codes of the `rsarchive` command (docs/architecture.md §5), apart from the CLI so the crawl
 pipeline can compute a run's code without importing the command-line package.
 
 0 ok; 1 finished with failures; 3 stopped early; 64 usage; 74 database I/O; 75 try later;

@@ -1,9 +1,9 @@
 """Typed items: what a spider yields (Page) and what the split step makes of it (Article, Teaser).
 
-Field names follow the archive schema (DESIGN.md §3) so a row and an item read alike. Times are
-ISO 8601 UTC text (``2021-05-19T14:03:00Z``); the string found on the page is kept beside it
-(``*_raw``). Items hold plain data only: no Scrapy objects, so ``extract/`` and ``archive/`` can
-use them without Scrapy.
+Field names follow the archive schema (docs/architecture.md §4) so a row and an item read alike.
+Times are ISO 8601 UTC text (``2021-05-19T14:03:00Z``); the string found on the page is kept
+beside it (``*_raw``). Items hold plain data only: no Scrapy objects, so ``extract/`` and
+``archive/`` can use them without Scrapy.
 """
 
 from __future__ import annotations

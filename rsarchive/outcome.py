@@ -1,4 +1,6 @@
-"""What a finished crawl amounts to: its ``crawl_runs`` status and its exit code (DESIGN.md §2).
+"""What a finished crawl amounts to: its ``crawl_runs`` status, exit code and human summary.
+
+The exit codes are the contract of docs/architecture.md §5.
 
 Pure functions of the close reason and the crawl stats, shared by the store pipeline (which
 writes them into the run's row) and ``rsarchive crawl`` (which exits with the code). Scrapy
@@ -19,6 +21,7 @@ from rsarchive.exitcodes import (
     EXIT_TRY_LATER,
     EXIT_USAGE,
 )
+from rsarchive.progress import duration
 
 #: Close reasons of a run cut short: a signal, a time limit, the memory limit.
 STOPPED_REASONS = frozenset(
@@ -87,3 +90,45 @@ def exit_code(reason: str | None, stats: Mapping[str, Any]) -> int:
     if reason not in ("finished", *LIMIT_REASONS) or failures(stats):
         return EXIT_FAILURES
     return EXIT_OK
+
+
+def human_summary(stats: Mapping[str, Any], elapsed: float | None = None) -> str:
+    """A run in one line for people, beside the JSON summary, e.g. ``12 pages: 3 new articles,
+    1 changed, 8 unchanged, 41 teasers (7 new), 1 failed (http_404) — 14 s``."""
+
+    def n(key: str) -> int:
+        return int(stats.get(f"rsarchive/{key}") or 0)
+
+    failed = failures(stats)
+    pages = pages_done(stats)
+    parts = [f"{n('articles_new')} new article{'s' * (n('articles_new') != 1)}"]
+    parts += [f"{n('articles_changed')} changed"]
+    if n("articles_updated"):
+        parts.append(f"{n('articles_updated')} updated")
+    parts.append(f"{n('articles_unchanged')} unchanged")
+    if n("not_modified"):
+        parts.append(f"{n('not_modified')} not modified")
+    if n("articles_removed"):
+        parts.append(f"{n('articles_removed')} marked removed")
+    parts.append(f"{n('teasers_seen')} teasers ({n('teasers_new')} new)")
+    if failed:
+        reasons = sorted(
+            {
+                k[len(DROPPED_PREFIX) :]
+                for k, v in stats.items()
+                if k.startswith(DROPPED_PREFIX) and v
+            }
+            | {k.split("/", 1)[1] for k in FAILURE_STATS if stats.get(k)}
+        )
+        parts.append(f"{failed} failed ({', '.join(reasons)})")
+    seconds = elapsed if elapsed is not None else stats.get("elapsed_time_seconds")
+    took = f" — {duration(float(seconds))}" if seconds is not None else ""
+    return f"{pages} page{'s' * (pages != 1)}: {', '.join(parts)}{took}"
+
+
+def pages_done(stats: Mapping[str, Any]) -> int:
+    """Pages the run is through with: stored, not modified (304) or failed."""
+    done = int(stats.get("rsarchive/pages_stored") or 0) + int(
+        stats.get("rsarchive/not_modified") or 0
+    )
+    return done + failures(stats)

@@ -48,6 +48,8 @@ RSARCHIVE_FRONTIER_KEY = os.environ.get("RSARCHIVE_FRONTIER_KEY", "rsarchive:%(s
 RSARCHIVE_FRONTIER_HOST_KEY = os.environ.get("RSARCHIVE_FRONTIER_HOST_KEY", "rsarchive:host")
 # `rsarchive crawl` with a frontier: the cron lock is this worker's (default: the host name).
 RSARCHIVE_WORKER = os.environ.get("RSARCHIVE_WORKER", "")
+# Seconds between two progress lines in the log (pages done, rate, queued, ETA); 0: none.
+RSARCHIVE_PROGRESS_INTERVAL = os.environ.get("RSARCHIVE_PROGRESS_INTERVAL", "30")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"
@@ -85,6 +87,9 @@ DOWNLOADER_MIDDLEWARES = {
 }
 # With RSARCHIVE_FRONTIER_URL set: the shared scrapy-redis scheduler, duplicate filter and limits.
 ADDONS = {"rsarchive.frontier.FrontierAddon": 0}
+EXTENSIONS = {
+    "rsarchive.progress.ProgressExtension": 500,
+}
 ITEM_PIPELINES = {
     "rsarchive.pipelines.split.SplitPipeline": 100,
     "rsarchive.pipelines.clean.CleanPipeline": 200,

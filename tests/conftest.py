@@ -20,6 +20,16 @@ import pytest
 from rsarchive.demo import FixtureSite
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Lines about files a test left in test-artifacts/ (screenshots), printed after the results.
+ARTIFACT_LINES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    lines = config.stash.get(ARTIFACT_LINES, [])
+    if lines:
+        terminalreporter.section("test artifacts")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 #: An HTTP answer: status, headers, body.
 Answer = tuple[int, dict[str, str], bytes]

@@ -199,7 +199,7 @@ def test_new_page_stores_article_lists_capture_teasers_and_first_revision(archiv
     assert first["page_url"] == article.url
     assert first["page_article_id"] == result.article_id
     assert first["article_id"] is None
-    assert first["authors"] == "Cy Teaser"
+    assert first["authors"] == '["Cy Teaser"]'  # a JSON list, as revisions.authors
     assert first["has_more"] == 1
     assert first["image_caption"] == "Teaser caption"
     assert first["first_seen_at"] == first["last_seen_at"] == clock.now

@@ -287,6 +287,16 @@ def test_missing_arguments_give_a_clear_error_not_a_traceback(site_server, tmp_p
     assert site_server.requests == []
 
 
+def test_scrapy_crawl_takes_a_plain_path_as_the_database(site_server, tmp_path):
+    db = tmp_path / "plain.db"
+    result = scrapy_crawl(
+        "article", db, site_server.url, "-a", f"url={site_server.page_url('seed')}",
+        settings={"RSARCHIVE_DATABASE_URL": str(db)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.log
+    assert result.rows("SELECT count(*) FROM articles") == [(1,)]
+
+
 def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     db = tmp_path / "demo.db"
     proc = subprocess.run(
@@ -295,7 +305,7 @@ def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "What to make of the Blinken-Lavrov" in proc.stdout
-    assert f"sqlite3 {db}" in proc.stdout
+    assert "sqlite3 demo.db " in proc.stdout  # relative to where the demo ran
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (10,)
         # 24 in the pages' HTML, 2 from the seed's load-more feed (the fixture site has it).
@@ -308,6 +318,34 @@ def test_demo_runs_offline_and_shows_the_archive(tmp_path):
     assert again.returncode == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM crawl_runs").fetchone() == (1,)
+
+
+def test_demo_hint_works_when_pasted_after_the_readme_command(tmp_path):
+    """The README's first command runs `.venv/bin/rsarchive demo` without activating the venv:
+    the commands the demo suggests must run as pasted into that same shell."""
+    script = Path(sys.executable).parent / "rsarchive"
+    if not script.exists():
+        pytest.skip("rsarchive is not installed as a script beside this Python")
+    shell_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    db = tmp_path / "demo.db"
+    proc = subprocess.run(
+        [str(script), "demo", "--db", str(db)],
+        cwd=tmp_path, env=shell_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "on purpose: the fixture site holds a missing page and a page without a headline" in (
+        proc.stdout
+    )
+    assert "expected: some fixture pages are in drifted layouts" in proc.stdout
+    hint = next(line.strip() for line in proc.stdout.splitlines() if " search iran " in line)
+    assert hint.startswith(str(script)), hint  # outside the checkout: the script's full path
+    pasted = subprocess.run(
+        ["/bin/sh", "-c", hint],
+        cwd=tmp_path, env=shell_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert pasted.returncode == 0, pasted.stderr
+    assert "Iran" in pasted.stdout or "iran" in pasted.stdout
+    assert "activate` once, then type plain `rsarchive" in proc.stdout
 
 
 def demo(db: Path | str, cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -129,6 +130,7 @@ def test_a_good_run_is_silent_and_its_log_ends_with_the_run_row_as_json(site_ser
     assert log.name.endswith("-article.log")
     text = log.read_text(encoding="utf-8")
     assert "Spider closed (finished)" in text
+    assert "[alembic" not in text  # its INFO lines are silenced
     summary = summary_of(log)
     row = run_row(db, summary["run_id"])
     for key in ("spider", "started_at", "finished_at", "status", "finish_reason", "exit_code"):
@@ -175,8 +177,15 @@ def test_failed_fetches_exit_1_and_say_why_on_stderr(site_server, tmp_path):
         site_server, db, "article", "-a", urls(site_server, "seed", "two-authors") + "," + missing
     )
     assert run.returncode == 1
-    reason, line = run.stderr.splitlines()
+    reason, human, line = run.stderr.splitlines()
     assert "finished with 2 failures" in reason
+    assert re.fullmatch(
+        r"3 pages: 1 new article, 0 changed, 0 unchanged, 5 teasers \(5 new\), "
+        r"2 failed \(fetch_failed, http_404\) — \d+ s",
+        human,
+    ), human
+    (logged,) = [ln for ln in log_text(db).splitlines() if "INFO: summary: " in ln]
+    assert human.split(" — ")[0] in logged  # the log has it too (so has `scrapy crawl`'s)
     assert "fetch_failed: 1" in reason and "dropped/http_404: 1" in reason
     summary = json.loads(line)
     assert (summary["status"], summary["exit_code"]) == ("finished", 1)
@@ -227,7 +236,10 @@ def test_a_spider_usage_error_exits_64_and_is_recorded(site_server, tmp_path):
     run = rsarchive_crawl(site_server, db, "article")  # no URL
     assert run.returncode == 64
     assert "no URL given" in run.stderr.splitlines()[0]
-    assert run.rows("SELECT status, exit_code FROM crawl_runs") == [("finished", 64)]
+    # Recorded as a failed run, as a configuration error is.
+    assert run.rows("SELECT status, finish_reason, exit_code FROM crawl_runs") == [
+        ("failed", "usage_error", 64)
+    ]
 
 
 def test_a_database_that_cannot_be_opened_exits_74(site_server, tmp_path):
@@ -293,6 +305,12 @@ def test_a_bad_setting_exits_78(site_server, tmp_path, settings, env):
             {"RSARCHIVE_FOLLOW_MAX": "lots"},
             {},
             "RSARCHIVE_FOLLOW_MAX='lots' is not a whole number",
+        ),
+        (
+            "sitemap",
+            {},
+            {"RSARCHIVE_PROGRESS_INTERVAL": "often"},
+            "RSARCHIVE_PROGRESS_INTERVAL='often' is not a number",
         ),
         (
             "article",
@@ -537,7 +555,7 @@ def test_a_retry_after_beyond_the_cap_gives_the_request_up_as_failed(site_server
     )  # fmt: skip
     assert run.returncode == 1
     assert [p for p in site_server.requests if p == path] == [path]
-    stats = json.loads(run.stderr.splitlines()[1])["stats"]
+    stats = json.loads(run.stderr.splitlines()[-1])["stats"]
     assert stats["rsarchive/retry_after_too_long"] == 1
     assert stats["rsarchive/fetch_failed"] == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -91,6 +92,37 @@ def test_an_upgraded_issue2_database_has_the_schema_of_a_fresh_one_and_keeps_its
     engine.dispose()
     Archive(f"sqlite:///{tmp_path / 'fresh.db'}").close()
     assert sqlite_objects(old) == sqlite_objects(tmp_path / "fresh.db")
+
+
+def test_0006_rewrites_joined_teaser_bylines_as_json_lists(tmp_path):
+    """Teasers stored before 0006 held their byline as "A, B": `db upgrade` makes it a JSON
+    list, as every other authors field is, and the readers give a list either way."""
+    db = tmp_path / "a.db"
+    Archive(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        rows = [("Mara Ellison, Daniel K. Osei", "/a"), ("José Martí-Ruiz", "/b"), ("", "/c")]
+        conn.executemany(
+            "INSERT INTO teasers (page_url, position, url, title, authors, has_more, first_seen_at,"
+            " last_seen_at) VALUES ('https://x.org/p', 0, 'https://x.org' || ?2, 'T', ?1, 0,"
+            " '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')",
+            rows,
+        )
+        conn.execute("UPDATE alembic_version SET version_num = '0005'")
+    proc = rsarchive("db", "upgrade", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"upgraded the archive from schema 0005 to {head_revision()}")
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT authors FROM teasers ORDER BY url").fetchall()
+    assert [json.loads(a) for (a,) in stored] == [
+        ["Mara Ellison", "Daniel K. Osei"],
+        ["José Martí-Ruiz"],
+        [],
+    ]
+    teasers = rsarchive("teasers", "https://x.org/p", "--json", "--db", str(db))
+    assert teasers.returncode == 0, teasers.stderr
+    by_url = {row["url"]: row for row in map(json.loads, teasers.stdout.splitlines())}
+    assert by_url["https://x.org/a"]["authors"] == ["Mara Ellison", "Daniel K. Osei"]
+    assert by_url["https://x.org/a"]["position"] == 1  # counted from 1 for people
 
 
 def test_a_fresh_archive_is_created_at_the_current_version(tmp_path):

@@ -260,8 +260,9 @@ def test_show_says_where_an_article_was_teased(run, archive):
     _, out, _ = run("show", "/us-strikes-iraq-2666381402", "--json")
     art = json.loads(out)
     assert art["title"] == IRAQ_TITLE
-    assert [(t["page_title"], t["position"]) for t in art["teased_by"]] == [(SEED_TITLE, 1)]
-    assert [t["position"] for t in art["teasers"]] == [0, 1]
+    # Positions count from 1, as search results do (the table holds 0, 1, ...).
+    assert [(t["page_title"], t["position"]) for t in art["teased_by"]] == [(SEED_TITLE, 2)]
+    assert [t["position"] for t in art["teasers"]] == [1, 2]
     assert art["authors"] == [{"name": "Samuel Whitcomb", "url": art["authors"][0]["url"]}]
     assert "Teased on: 1 page\n" in run("show", "/us-strikes-iraq-2666381402")[1]
 
@@ -287,8 +288,10 @@ def test_teasers_of_a_listing_page_in_order(run, archive):
         "SELECT position, title, url FROM teasers WHERE page_url = ? ORDER BY position",
         f"{archive.site}/tag/iran",
     )
-    assert [(r["position"], r["title"], r["url"]) for r in rows] == expected
+    assert [(r["position"] - 1, r["title"], r["url"]) for r in rows] == expected  # from 1
+    assert [r["position"] for r in rows] == [1, 2, 3, 4, 5]
     assert len(rows) == 5 and not any(r["archived"] for r in rows)
+    assert all(isinstance(r["authors"], list) for r in rows)
     _, out, _ = run("teasers", "/2021/05/19/blinken-lavrov-iceland")
     header, *lines = out.splitlines()
     assert header.split()[:4] == ["POS", "ARCHIVED", "FIRST", "SEEN"]
@@ -399,6 +402,40 @@ def _one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
 def test_malformed_search_query_exits_65(archive, query):
     line = _one_line_error(run_command("search", query, "--db", str(archive.db)), 65)
     assert line.startswith("rsarchive search:")
+    assert "fts5" not in line  # said in words, not as SQLite's message
+
+
+@pytest.mark.parametrize(
+    ("query", "explanation"),
+    [
+        ("(iran", "a ( is not closed in the search query"),
+        ("iran)", "a ) closes no ( in the search query"),
+        ("iran AND", "AND needs a search after it (iran AND sanctions)"),
+        ("OR iraq", "OR needs a search before it (iran OR iraq)"),
+        ("NEAR iran", "NEAR takes its words in parentheses: NEAR(iran sanctions, 10)"),
+        (
+            "(iran or iraq",
+            "a ( is not closed in the search query (lowercase or is a word to search for; write "
+            "OR to combine searches)",
+        ),
+    ],
+)
+def test_a_search_syntax_error_is_explained_in_one_line(archive, query, explanation):
+    line = _one_line_error(run_command("search", query, "--db", str(archive.db)), 65)
+    assert line == f"rsarchive search: {explanation}"
+
+
+def test_lowercase_operators_get_a_hint(archive):
+    proc = run_command("search", "greenland or svalbard", "--db", str(archive.db))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == (
+        "no matches (lowercase or is a word to search for; write OR to combine searches)\n"
+    )
+    found = run_command("search", "lavrov not iceland", "--db", str(archive.db))
+    assert found.returncode == 0 and SEED_TITLE in found.stdout
+    assert found.stderr == (
+        "1 match (lowercase not is a word to search for; write NOT to combine searches)\n"
+    )
 
 
 def test_unknown_article_or_page_exits_66(archive):
@@ -519,3 +556,114 @@ def test_hits_are_bold_on_a_terminal_unless_no_color(monkeypatch):
     assert highlighter(machine=True)(snippet) == "the [Reykjavik] meeting"
     monkeypatch.setenv("NO_COLOR", "1")
     assert highlighter()(snippet) == "the [Reykjavik] meeting"
+
+
+def test_database_url_from_the_environment_may_be_a_plain_path(archive):
+    """RSARCHIVE_DATABASE_URL takes what --db takes: a path (relative to where you are) too."""
+    for value in (str(archive.db), os.path.relpath(archive.db, ROOT)):
+        proc = run_command("list", "--json", "--limit", "3", env={"RSARCHIVE_DATABASE_URL": value})
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.splitlines()) == 3
+
+
+KYIV_TITLE = "Kyiv’s grain corridor — and the café diplomacy keeping it open"
+MUNITIONS_TITLE = "The munitions boom is a blank check with a long tail"
+
+
+def test_author_matches_without_accents_or_case(run):
+    for author in ("jose", "JOSÉ MARTÍ", "marti-ruiz"):
+        code, out, _ = run("list", "--author", author, "--json")
+        assert code == 0
+        assert [json.loads(line)["title"] for line in out.splitlines()] == [KYIV_TITLE], author
+    code, out, _ = run("search", "grain", "--author", "jose", "--json")
+    assert [json.loads(line)["title"] for line in out.splitlines()] == [KYIV_TITLE]
+
+
+def test_list_search_and_export_take_tag(run):
+    code, out, err = run("list", "--tag", "ukraine", "--json")
+    assert code == 0, err
+    assert {json.loads(line)["title"] for line in out.splitlines()} == {KYIV_TITLE, MUNITIONS_TITLE}
+    code, out, _ = run("search", "contracts OR grain", "--tag", "Ukraine", "--json")
+    assert {json.loads(line)["title"] for line in out.splitlines()} == {KYIV_TITLE, MUNITIONS_TITLE}
+    code, out, _ = run("export", "--tag", "UKRAINE")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["title"] for r in rows} == {KYIV_TITLE, MUNITIONS_TITLE}
+    assert all("Ukraine" in r["tags"] for r in rows)
+    code, out, err = run("list", "--tag", "no such tag")
+    assert (code, out) == (0, "") and err == "no articles\n"
+
+
+def test_list_sorts(run):
+    def titles(*args: str) -> list[str]:
+        code, out, _ = run("list", "--json", "--limit", "3", *args)
+        assert code == 0
+        return [json.loads(line)["title"] for line in out.splitlines()]
+
+    assert titles("--sort", "oldest")[0] == SEED_TITLE
+    assert titles("--sort", "words") == [SEED_TITLE, IRAQ_TITLE, MUNITIONS_TITLE]
+    by_title = titles("--sort", "title", "--limit", "20")
+    assert by_title == sorted(by_title, key=str.lower)
+    with pytest.raises(SystemExit) as usage:
+        run("list", "--sort", "random")
+    assert usage.value.code == 64
+
+
+def test_text_output_says_how_many_and_how_to_see_more(run):
+    code, out, err = run("list", "--limit", "4")
+    assert code == 0 and len(out.splitlines()) == 5  # header + 4
+    assert err == "showing 4 of 10; --offset 4 for more\n"
+    _, _, err = run("list", "--limit", "4", "--offset", "8")
+    assert err == "showing 9-10 of 10\n"
+    _, _, err = run("list", "--section", "europe")
+    assert err == "3 articles\n"
+    _, out, err = run("search", "the", "--limit", "2")
+    assert out.count("\n     http") == 2
+    assert err.startswith("showing 2 of ") and err.endswith("; --offset 2 for more\n")
+
+
+def test_list_in_a_pipe_cuts_nothing(archive):
+    proc = run_command("list", "--limit", "20", "--db", str(archive.db), env={"COLUMNS": ""})
+    assert proc.returncode == 0
+    assert "Military Industrial Complex" in proc.stdout and "…" not in proc.stdout
+    assert "Mara Ellison, Daniel K. Osei" in proc.stdout
+
+
+def test_export_infers_csv_from_the_extension_and_refuses_a_contradiction(archive, tmp_path):
+    out = tmp_path / "articles.csv"
+    proc = run_command("export", "-o", str(out), "--db", str(archive.db))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == 10
+    clash = run_command(
+        "export", "-o", str(tmp_path / "x.csv"), "--format", "jsonl", "--db", str(archive.db)
+    )
+    assert clash.returncode == 64
+    assert clash.stderr == (
+        f"rsarchive export: --format jsonl contradicts the extension of {tmp_path / 'x.csv'} "
+        "(csv): drop --format or rename the file\n"
+    )
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_show_history_and_teasers_fold_http_and_https(run, archive):
+    """The archive holds the crawled site's URLs (here http://127.0.0.1:...): the https form
+    of a URL finds the same article, as a www. or bare host does."""
+    other = archive.site.replace("http://", "https://") + "/2021/05/19/blinken-lavrov-iceland/"
+    code, out, err = run("show", other, "--json")
+    assert code == 0, err
+    assert json.loads(out)["title"] == SEED_TITLE
+    code, out, _ = run("history", other, "--json")
+    assert code == 0 and json.loads(out)["article"]["title"] == SEED_TITLE
+    code, out, _ = run("teasers", other, "--json")
+    assert code == 0 and len(out.splitlines()) == 3
+
+
+def test_diff_json_of_an_article_with_one_revision_is_json(run):
+    code, out, _ = run("diff", "/2021/05/19/blinken-lavrov-iceland/", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["from"] is None and doc["to"]["number"] == 1
+    assert (doc["changes"], doc["fields"], doc["body_diff"]) == ([], {}, [])
+    assert doc["note"].endswith("has 1 revision: nothing to compare")
+    code, out, _ = run("diff", "/2021/05/19/blinken-lavrov-iceland/")
+    assert code == 0 and out.endswith("has 1 revision: nothing to compare\n")

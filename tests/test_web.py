@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, running_site, scrapy_crawl
+from conftest import ARTIFACT_LINES, ROOT, running_site, scrapy_crawl
 
 from rsarchive.archive import Archive
 from rsarchive.cli import EXIT_CONFIG, EXIT_DB, main
@@ -36,6 +36,7 @@ from rsarchive.web.metadata import QUERIES, TABLES
 
 ARTIFACTS = ROOT / "test-artifacts"
 SEED_TITLE = "What to make of the Blinken-Lavrov 'showdown' in Iceland"
+SEED_TITLE_HTML = SEED_TITLE.replace("'", "&#39;")  # as Jinja escapes it
 # Written straight into body_html, past the store's sanitiser (an archive made by an older or
 # another tool): none of it may reach a page as markup that runs.
 SMUGGLED = (
@@ -142,6 +143,12 @@ class Served:
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read().decode("utf-8")
 
+    def get_root(self, path: str) -> tuple[int, dict[str, str], str]:
+        """A path from the server's root (the index, static files), not the database's."""
+        root = self.url.rsplit("/", 1)[0]
+        with urllib.request.urlopen(f"{root}{path}", timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode("utf-8")
+
     def json(self, path: str, **params: str) -> dict:
         status, _, body = self.get(f"{path}.json", **params)
         assert status == 200, body
@@ -152,15 +159,18 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen, str]:
+def start_server(db: Path, site_url: str | None = None) -> tuple[subprocess.Popen, str]:
     """`rsarchive serve` on a free loopback port; returns the process and the URL it prints."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    if site_url:
+        env["RSARCHIVE_SITE_URL"] = site_url  # article images load from the (loopback) site
     proc = subprocess.Popen(
         [sys.executable, "-m", "rsarchive.cli", "serve", "--db", str(db), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")},
+        env=env,
     )
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
@@ -174,6 +184,42 @@ def start_server(db: Path) -> tuple[subprocess.Popen, str]:
     return proc, match.group(1)
 
 
+#: A picture the loopback site answers for every article image (the fixtures hold none).
+PICTURE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="600" viewBox="0 0 1200 600">'
+    b'<rect width="1200" height="600" fill="#8fa9bd"/><circle cx="600" cy="300" r="160" '
+    b'fill="#dfe8ef"/></svg>'
+)
+#: The seed article's next version (a second revision, as a recrawl after an edit stores it).
+EDIT_FROM, EDIT_TO = "met Wednesday in a sideline meeting", "met on Wednesday for a long meeting"
+
+
+def add_edited_revision(db: Path, title: str) -> None:
+    """A newer revision of an article with one sentence edited."""
+    with sqlite3.connect(db) as conn:
+        (article_id,) = conn.execute("SELECT id FROM articles WHERE title = ?", (title,)).fetchone()
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(revisions)") if r[1] != "id"]
+        row = dict(
+            zip(
+                cols,
+                conn.execute(
+                    f"SELECT {', '.join(cols)} FROM revisions WHERE article_id = ?"
+                    " ORDER BY id DESC LIMIT 1",
+                    (article_id,),
+                ).fetchone(),
+                strict=True,
+            )
+        )
+        assert EDIT_FROM in row["body_text"]
+        row["body_text"] = row["body_text"].replace(EDIT_FROM, EDIT_TO)
+        row["captured_at"] = "2030-01-02T03:04:05Z"
+        row["content_hash"] = "edited"
+        conn.execute(
+            f"INSERT INTO revisions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+
+
 @pytest.fixture(scope="module")
 def served(fixture_site, tmp_path_factory) -> Iterator[Served]:
     db = tmp_path_factory.mktemp("web") / "web.db"
@@ -181,24 +227,30 @@ def served(fixture_site, tmp_path_factory) -> Iterator[Served]:
         urls = ",".join(site.page_url(page.name) for page in fixture_site.pages.values())
         crawl = scrapy_crawl("article", db, site.url, "-a", f"urls={urls}")
         site_url = site.url
-    assert crawl.returncode == 0, crawl.log
-    with sqlite3.connect(db) as conn:
-        (smuggled_id,) = conn.execute(
-            "SELECT id FROM articles WHERE title = 'Finland and Sweden are redrawing Europe’s"
-            " security map'"
-        ).fetchone()
-        conn.execute("UPDATE articles SET body_html = ? WHERE id = ?", (SMUGGLED, smuggled_id))
-    before = sha256_of(db)
-    proc, url = start_server(db)
-    try:
-        yield Served(url, db, site_url, smuggled_id, before)
-    finally:
-        proc.terminate()
+        assert crawl.returncode == 0, crawl.log
+        with sqlite3.connect(db) as conn:
+            (smuggled_id,) = conn.execute(
+                "SELECT id FROM articles WHERE title = 'Finland and Sweden are redrawing Europe’s"
+                " security map'"
+            ).fetchone()
+            conn.execute("UPDATE articles SET body_html = ? WHERE id = ?", (SMUGGLED, smuggled_id))
+            images = [r[0] for r in conn.execute("SELECT url FROM article_images")]
+            images += [r[0] for r in conn.execute("SELECT image_url FROM articles")]
+        for image in filter(None, images):
+            path = urllib.parse.urlsplit(image).path
+            site.handlers[path] = lambda _: (200, {"Content-Type": "image/svg+xml"}, PICTURE)
+        add_edited_revision(db, SEED_TITLE)
+        before = sha256_of(db)
+        proc, url = start_server(db, site_url)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield Served(url, db, site_url, smuggled_id, before)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     # Stopped by SIGTERM: uvicorn shuts down gracefully, then ends by that signal.
     assert proc.returncode == -signal.SIGTERM, proc.stderr.read() if proc.stderr else ""
 
@@ -235,8 +287,9 @@ def test_a_malformed_search_gets_datasettes_error_page_with_the_reason(served):
     assert status == 400
     assert '<p class="message-error">Search query: unbalanced &#34; in the search query</p>' in html
     assert "Traceback" not in html
-    status, _, html = served.get("/search", q="iran NOT")  # FTS5's own syntax error
-    assert status == 400 and "fts5: syntax error" in html
+    status, _, html = served.get("/search", q="iran NOT")  # what FTS5 would refuse, in words
+    assert status == 400
+    assert "Search query: NOT needs a search after it (iran NOT nuclear)" in html
     status, _, body = served.get("/search.json", q='"unbalanced')
     assert status == 400 and json.loads(body)["ok"] is False
 
@@ -274,7 +327,7 @@ def test_canned_queries_for_an_author_and_a_page(served):
     rows = served.json("/page_teasers", page=page, _shape="objects")["rows"]
     # Three teasers in the page's HTML, then two from its load-more feed (feed_pages=1).
     feed = [(r["position"], r["archived"]) for r in rows]
-    assert feed == [(0, 0), (1, 1), (2, 0), (3, 1), (4, 1)]
+    assert feed == [(1, 0), (2, 1), (3, 0), (4, 1), (5, 1)]  # counted from 1
     assert rows[1]["archived_title"] == "US strikes in Iraq show risk of escalation to wider war"
 
 
@@ -305,7 +358,7 @@ def test_every_response_carries_a_strict_content_security_policy(served):
 
 
 def test_stored_html_is_rendered_sanitised(served):
-    status, _, html = served.get(f"/articles/{served.smuggled_id}")
+    status, _, html = served.get(f"/articles/{served.smuggled_id}", _raw="1")
     assert status == 200
     body = html.split('class="rsarchive-body"', 1)[1].split("</div>", 1)[0]
     assert "<p>Smuggled paragraph.</p>" in body  # rendered as HTML, not as escaped text
@@ -316,6 +369,187 @@ def test_stored_html_is_rendered_sanitised(served):
     rows = served.json("/articles", title__contains="munitions boom", _shape="objects")["rows"]
     _, _, page = served.get(f"/articles/{rows[0]['id']}")
     assert '<p class="pull-quote">' in page and "<blockquote>" in page
+    # The article page: the same sanitising, images shown (nothing runs from them).
+    _, _, html = served.get(f"/articles/{served.smuggled_id}")
+    body = html.split('class="rsarchive-body rs-body">', 1)[1].split("</div>", 1)[0]
+    assert "<p>Smuggled paragraph.</p>" in body
+    assert "<script" not in body and "data-pwned" not in body and "onerror" not in body
+    assert "javascript:" not in body and '<img src="x"' in body
+
+
+def article_id(served: Served, title: str) -> int:
+    rows = served.json("/articles", title__exact=title, _shape="objects")["rows"]
+    assert len(rows) == 1, title
+    return rows[0]["id"]
+
+
+def text_of(html: str) -> str:
+    """What a reader reads: tags dropped, entities decoded, whitespace collapsed."""
+    import html as html_module
+
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_article_page_reads_as_the_article(served):
+    seed = article_id(served, SEED_TITLE)
+    iraq = article_id(served, "US strikes in Iraq show risk of escalation to wider war")
+    status, _, html = served.get(f"/articles/{seed}")
+    assert status == 200
+    assert re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.S) == [SEED_TITLE_HTML]
+    assert f"<title>{SEED_TITLE_HTML}</title>" in html
+    page = text_of(html)
+    assert "The two men represent two countries with a lot of tensions right now" in page
+    assert "By Anatol Lieven May 19, 2021" in page  # the dot between is drawn by CSS
+    assert re.search(r'<span class="rs-section">Europe</span>', html)
+    byline = re.search(r'<a class="rs-author" href="([^"]+)"[^>]*>Anatol Lieven</a>', html)
+    assert byline and byline.group(1).endswith("/author_articles?author=Anatol+Lieven")
+    # The lead image, shown (from the archived site), with its caption.
+    lead = re.search(r'<figure class="rs-lead">\s*<img src="([^"]+)"', html)
+    assert lead and lead.group(1).startswith(served.site_url + "/media-library/blinken-lavrov.jpg")
+    assert "Antony Blinken in 2020. (vasilis asvestas/Shutterstock)" in page
+    # The body as a reader sees it: its first sentence, its paragraphs and links.
+    body = html.split('class="rsarchive-body rs-body">', 1)[1].split("</div>", 1)[0]
+    assert text_of(body).startswith(
+        "Update 5/19 10 p.m. ET: Secretary of State Antony Blinken and Russian Foreign Minister"
+    )
+    assert body.count("<p>") >= 10 and "<a href=" in body
+    # Keep reading: the page's teasers in order, numbered from 1; the archived one links to its
+    # own article page, the others to the site.
+    teaser = r'<li value="(\d+)" class="([^"]+)">\s*<a class="rs-teaser" href="([^"]+)">([^<]+)</a>'
+    teasers = re.findall(teaser, html)
+    assert [(n, t) for n, _, _, t in teasers][:3] == [
+        ("1", "Israel-Hamas deal: Talking vs. bombing, works"),
+        ("2", "US strikes in Iraq show risk of escalation to wider war"),
+        ("3", "JFK: A man on the brink of revelation"),
+    ]
+    assert len(teasers) == 5  # three in the HTML, two from the load-more feed
+    assert teasers[1][1] == "rs-archived" and teasers[1][2].endswith(f"/articles/{iraq}")
+    assert teasers[0][1] == "rs-not-archived" and teasers[0][2].startswith(served.site_url)
+    # Where it was teased, and its revisions with the latest change as a word diff.
+    teased = html.split('class="rs-teased-by"', 1)[1].split("</section>", 1)[0]
+    assert "No archived page teased it." in teased
+    _, _, iraq_page = served.get(f"/articles/{iraq}")
+    teased = iraq_page.split('class="rs-teased-by"', 1)[1].split("</section>", 1)[0]
+    assert re.search(
+        rf'<a href="/web/articles/{seed}">{re.escape(SEED_TITLE_HTML)}</a>'
+        r'\s*<span class="rs-meta">teaser 2,',
+        teased,
+    ), teased
+    revisions = html.split('class="rs-revisions"', 1)[1]
+    assert "revision 1" in revisions and "→ 2 (2030-01-02T03:04:05Z)" in revisions
+    assert "<del>" in revisions and "<ins>" in revisions
+    edit = text_of(revisions.split('class="rs-edit">', 1)[1].split("</p>", 1)[0])
+    assert "Sergei Lavrov met" in edit and "Wednesday" in edit and "sideline" in edit
+    # The raw columns one click away.
+    assert f'href="/web/articles/{seed}.json"' in html
+    assert f'href="/web/articles/{seed}?_raw=1"' in html
+
+
+def test_article_page_shows_tags_and_image_credits(served):
+    munitions = article_id(served, "The munitions boom is a blank check with a long tail")
+    _, _, html = served.get(f"/articles/{munitions}")
+    tags = re.findall(r'<ul class="rs-tags">(.*?)</ul>', html, re.S)
+    assert tags and "/tag_articles?tag=" in tags[0]
+    page = text_of(html)
+    assert "An aerial view of the Pentagon in Arlington, Virginia. M. Halvorsen/Shutterstock" in (
+        page
+    )
+    body = html.split('class="rsarchive-body rs-body">', 1)[1].split("</section>", 1)[0]
+    assert '<img alt="Artillery shells on a production line"' in body
+    assert "U.S. Army photo" in body
+    # The YouTube embed (an iframe on the site) is a link to it, not a hole in the text; it is
+    # no part of body_text.
+    assert re.search(
+        r'<a href="https://www.youtube.com/embed/Xq9vPz3LkTc\?rel=0&amp;start=0"[^>]*>'
+        r"Embedded media: www.youtube.com</a>",
+        body,
+    ), body
+    (row,) = served.json("/articles", id=str(munitions), _shape="objects")["rows"]
+    assert "Embedded media" not in row["body_text"]
+
+
+def test_raw_row_page_keeps_every_column(served):
+    seed = article_id(served, SEED_TITLE)
+    status, _, html = served.get(f"/articles/{seed}", _raw="1")
+    assert status == 200 and 'class="rs-article"' not in html
+    for column in ("body_html", "content_hash", "first_seen_at", "declared_canonical"):
+        assert f"col-{column}" in html, column
+    row = served.json(f"/articles/{seed}")
+    assert row["rows"][0][row["columns"].index("title")] == SEED_TITLE
+
+
+def test_front_pages_lead_with_search_newest_articles_and_charts(served):
+    for path in ("", "/"):  # the database page, then the index
+        status, _, html = served.get(path) if path == "" else served.get_root(path)
+        assert status == 200, path
+        lead = html.index('class="rs-lead-block"')
+        assert html.index('<form class="rs-search" action="/web/search"') > lead
+        assert "Search 10 archived articles" in html
+        newest = re.findall(r'<ol class="rs-newest">(.*?)</ol>', html, re.S)[0]
+        titles = re.findall(r'<a href="/web/articles/\d+">([^<]+)</a>', newest)
+        assert len(titles) == 10 and titles[-1] == SEED_TITLE_HTML
+        # Charts drawn on the server: one bar per month from May 2021 to the newest month.
+        charts = html.split('class="rs-charts"', 1)[1]
+        assert charts.count("<svg") == 3
+        assert "<title>2021-05: 1 article</title>" in charts
+        assert "<title>Europe, 2021-05: 1 article</title>" in charts
+        # The eight most published authors (here: one article each, so any eight of eleven).
+        by_author = charts.split("<svg")[3]
+        assert len(re.findall(r"<title>[^<,]+, 20\d\d-\d\d: 1 article</title>", by_author)) == 8
+        if path == "":
+            assert lead < html.index('id="tables"')
+
+
+def test_column_descriptions_fold_away(served):
+    _, _, html = served.get("/articles")
+    folded = re.search(r'<details class="rs-columns">\s*<summary>What the (\d+) columns hold', html)
+    assert folded and int(folded.group(1)) == len(TABLES["articles"][1])
+    _, _, css = served.get_root("/rsarchive-static/rsarchive.css")
+    assert "dl.column-descriptions { display: none; }" in css
+
+
+def test_table_search_box_ranks_by_relevance(served):
+    for table in ("articles", "article_list"):
+        req = urllib.request.Request(f"{served.url}/{table}?_search=Iceland+OR+Iraq")
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(req, timeout=30)
+        assert redirect.value.code == 302
+        assert redirect.value.headers["location"] == "/web/search?q=Iceland+OR+Iraq"
+    # A search with a facet or sort stays on the table.
+    status, _, _ = served.get("/articles", _search="Iceland", section="Europe")
+    assert status == 200
+    rows = served.json("/search", q="Iceland OR Iraq OR Lavrov", _shape="objects")["rows"]
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    _, _, html = served.get("/search", q="Iceland")
+    seed = article_id(served, SEED_TITLE)
+    assert f'<a href="/web/articles/{seed}">' in html
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_no_images_keeps_every_request_on_the_server(served):
+    """`serve --no-images`: article images are links, and the policy loads none from elsewhere."""
+    import asyncio
+
+    from rsarchive.web import make_datasette
+
+    ds = make_datasette(served.db, site_url=served.site_url, images=False)
+    munitions = article_id(served, "The munitions boom is a blank check with a long tail")
+
+    async def get() -> tuple[str, str]:
+        await ds.invoke_startup()
+        resp = await ds.client.get(f"/web/articles/{munitions}")
+        return resp.text, resp.headers["content-security-policy"]
+
+    html, policy = asyncio.run(get())
+    page = html.split('class="rs-article"', 1)[1]
+    assert "<img" not in page
+    assert "[image: Artillery shells on a production line]</a>" in page
+    assert "img-src 'self' data:;" in policy
 
 
 def test_serving_never_writes_to_the_archive(served):
@@ -358,12 +592,8 @@ def chromium(request) -> str:
 
 
 def report(request, line: str) -> None:
-    """A line in pytest's output, even with output capture on."""
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"test_web: {line}")
+    """A line for the end of pytest's output (conftest's terminal summary), not its middle."""
+    request.config.stash.setdefault(ARTIFACT_LINES, []).append(f"test_web: {line}")
 
 
 def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -374,6 +604,11 @@ def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.Comple
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--no-first-run",
+        "--disable-background-networking",
+        # Every host name but loopback fails to resolve: no request leaves the machine (article
+        # images of the fixture pages name the real site).
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--hide-scrollbars",
         "--enable-logging=stderr",
         "--v=0",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
@@ -393,13 +628,8 @@ def test_browser_renders_search_results_and_snippets(served, chromium, tmp_path,
     assert "US strikes in Iraq show risk of escalation to wider war" in dom
     assert re.search(r'<td class="col-snippet[^"]*">[^<]*<mark>Iceland</mark>', dom), dom[-3000:]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "web-search.png"
-    shot.unlink(missing_ok=True)
-    run_chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", url)
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    report(request, f"screenshot of the search page: {shot} ({len(data):,} bytes)")
+    shot = screenshot(chromium, tmp_path, "web-search.png", url, 1600)
+    report(request, f"screenshot {shot.relative_to(ROOT)} ({shot.stat().st_size:,} bytes)")
 
 
 def test_browser_runs_datasette_scripts_but_not_smuggled_ones(served, chromium, tmp_path):
@@ -411,3 +641,37 @@ def test_browser_runs_datasette_scripts_but_not_smuggled_ones(served, chromium, 
     # table.js ran under the policy: it builds the column menu on the page.
     dom = run_chromium(chromium, tmp_path, "--dump-dom", f"{served.url}/article_list").stdout
     assert 'class="dropdown-menu"' in dom
+
+
+def screenshot(chromium: str, tmp_path: Path, name: str, url: str, height: int) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    run_chromium(chromium, tmp_path, f"--screenshot={shot}", f"--window-size=1280,{height}", url)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    return shot
+
+
+def test_browser_shows_the_article_as_a_reader_reads_it(served, chromium, tmp_path, request):
+    seed = article_id(served, SEED_TITLE)
+    iraq = article_id(served, "US strikes in Iraq show risk of escalation to wider war")
+    url = f"{served.url}/articles/{seed}"
+    dom = run_chromium(chromium, tmp_path, "--dump-dom", url).stdout
+    # The DOM after the browser built it (and ran Datasette's scripts): what a reader sees.
+    assert f"<h1>{SEED_TITLE}</h1>" in dom  # the DOM serialiser writes ' as it is
+    assert "Update 5/19 10 p.m. ET: Secretary of State Antony Blinken and Russian" in dom
+    assert re.search(
+        rf'<a class="rs-teaser" href="/web/articles/{iraq}">US strikes in Iraq show risk', dom
+    )
+    assert '<a class="rs-teaser" href="http://127.0.0.1:' in dom  # not archived: to the site
+    shots = [
+        ("web-article.png", url, 4400),
+        ("web-article-top.png", url, 1000),
+        ("web-article-media.png", f"{served.url}/articles/"
+         f"{article_id(served, 'The munitions boom is a blank check with a long tail')}", 1800),
+        ("web-front.png", served.url, 2000),
+    ]  # fmt: skip
+    for name, page, height in shots:
+        shot = screenshot(chromium, tmp_path, name, page, height)
+        report(request, f"screenshot {shot.relative_to(ROOT)} ({shot.stat().st_size:,} bytes)")

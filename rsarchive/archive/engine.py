@@ -56,6 +56,14 @@ def sqlite_file(url: str | URL) -> Path | None:
     return Path(database).expanduser()
 
 
+def as_database_url(value: str) -> str:
+    """A database setting as a SQLAlchemy URL: a URL as given, a plain path (``rsarchive.db``,
+    ``~/a.db``) as that SQLite file, as ``--db`` takes it."""
+    if "://" in value:
+        return value
+    return sqlite_url(Path(value).expanduser().resolve())
+
+
 def sqlite_url(path: str | Path, *, read_only: bool = False) -> str:
     """The SQLAlchemy URL of a SQLite file; ``read_only``: opened with ``mode=ro``."""
     absolute = str(Path(path).expanduser().absolute())

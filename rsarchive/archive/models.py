@@ -1,4 +1,4 @@
-"""The archive schema (DESIGN.md §3): typed models, the SQLite full-text index, the time format.
+"""The archive schema (docs/architecture.md §4): typed models, the full-text index, times.
 
 The one definition of the schema: ``create_schema`` and migrations are built from it.
 """

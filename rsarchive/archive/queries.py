@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any, Self
 
@@ -37,7 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 
 from . import models as m
 from .engine import READ_ONLY, make_engine, sqlite_file
-from .revisions import Version, article_versions
+from .revisions import Version, article_versions, revision_authors
 from .schema import check_schema
 
 # Tables without which a database is not an rsarchive archive (newer schemas add more).
@@ -176,7 +177,54 @@ def fts_query(user_query: str) -> str:
             parts.append(prefix + '"' + word.replace('"', "") + '"' + star)
     if not parts:
         raise BadQuery(f"nothing to search for in {user_query!r}")
+    problem = _syntax_problem(parts)
+    if problem:
+        raise BadQuery(problem + lowercase_hint(user_query))
     return " ".join(parts)
+
+
+_BINARY = frozenset({"AND", "OR", "NOT"})
+_LOWERCASE_OPERATORS = re.compile(r"(?<![\w\"])(or|not|and)(?![\w\"])")
+
+
+def _syntax_problem(parts: list[str]) -> str | None:
+    """Why FTS5 would refuse these tokens, in words (None: it will take them). Parentheses must
+    balance; AND, OR and NOT join two searches, so each needs one on either side."""
+    depth = 0
+    for i, token in enumerate(parts):
+        before = parts[i - 1] if i else None
+        after = parts[i + 1] if i + 1 < len(parts) else None
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:
+                return "a ) closes no ( in the search query"
+        elif token in _BINARY:
+            example = {"AND": "iran AND sanctions", "OR": "iran OR iraq"}.get(
+                token, "iran NOT nuclear"
+            )
+            if before is None or before in _BINARY or before == "(" or before == "NEAR":
+                return f"{token} needs a search before it ({example})"
+            if after is None or after in _BINARY or after == ")":
+                return f"{token} needs a search after it ({example})"
+        elif token == "NEAR" and after != "(":
+            return "NEAR takes its words in parentheses: NEAR(iran sanctions, 10)"
+    if depth > 0:
+        return "a ( is not closed in the search query"
+    return None
+
+
+def lowercase_hint(user_query: str) -> str:
+    """A hint when the query has or/not/and in lower case: FTS5 searches those as words."""
+    found = sorted(set(_LOWERCASE_OPERATORS.findall(user_query)))
+    if not found:
+        return ""
+    words = ", ".join(found)
+    return (
+        f" (lowercase {words} {'is a word' if len(found) == 1 else 'are words'} to search "
+        f"for; write {', '.join(w.upper() for w in found)} to combine searches)"
+    )
 
 
 def _like_contains(col: ColumnElement[Any], value: str) -> ColumnElement[bool]:
@@ -192,6 +240,11 @@ class Filters:
     type: str | None = None
     since: str | None = None
     until: str | None = None
+    tag: str | None = None
+    #: The ids of the authors and tags that ``author`` and ``tag`` name (``Reader.resolve``
+    #: fills them in, matching without case or accents: ``jose`` finds José).
+    author_ids: tuple[int, ...] | None = None
+    tag_ids: tuple[int, ...] | None = None
 
     @classmethod
     def from_strings(cls, **values: str | None) -> Filters:
@@ -207,7 +260,7 @@ class Filters:
         """WHERE clauses on ``articles``."""
         a = m.articles
         out = self._row_clauses()
-        out += [a.c.id.in_(ids) for ids in self._author_ids()]
+        out += [a.c.id.in_(ids) for ids in self._linked_ids()]
         if self.since:
             out.append(a.c.published_at >= self.since)
         if self.until:
@@ -227,7 +280,7 @@ class Filters:
         """
         a = m.articles
         unindexed = rowid + literal_column("0")
-        out = [unindexed.in_(ids) for ids in self._author_ids()]
+        out = [unindexed.in_(ids) for ids in self._linked_ids()]
         if self.since or self.until:
             dated = select(a.c.id)
             if self.since:
@@ -246,15 +299,44 @@ class Filters:
             out.append(func.lower(a.c.type) == self.type.lower())
         return out
 
-    def _author_ids(self) -> list[Select]:
-        if not self.author:
-            return []
-        aa, au = m.article_authors, m.authors
-        return [
-            select(aa.c.article_id)
-            .join(au, au.c.id == aa.c.author_id)
-            .where(_like_contains(au.c.name, self.author))
-        ]
+    def _linked_ids(self) -> list[Select]:
+        """Selects of the article ids that the author and tag filters let through."""
+        aa, au, at, tg = m.article_authors, m.authors, m.article_tags, m.tags
+        out = []
+        if self.author and self.author_ids is not None:
+            out.append(select(aa.c.article_id).where(aa.c.author_id.in_(self.author_ids)))
+        elif self.author:  # not resolved: SQL's own matching (case, not accents)
+            out.append(
+                select(aa.c.article_id)
+                .join(au, au.c.id == aa.c.author_id)
+                .where(_like_contains(au.c.name, self.author))
+            )
+        if self.tag and self.tag_ids is not None:
+            out.append(select(at.c.article_id).where(at.c.tag_id.in_(self.tag_ids)))
+        elif self.tag:
+            out.append(
+                select(at.c.article_id)
+                .join(tg, tg.c.id == at.c.tag_id)
+                .where(func.lower(tg.c.name) == self.tag.lower())
+            )
+        return out
+
+
+def fold(text: str) -> str:
+    """Text for matching names: no case, no accents (``José Martí`` -> ``jose marti``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def url_variants(url: str) -> list[str]:
+    """``url`` and the forms the archive may hold it in: with or without ``www.``, over
+    http or https (a link pasted from an old page; the site redirects between them)."""
+    out = []
+    for host_form in (url, _toggle_www(url)):
+        scheme, sep, rest = host_form.partition("://")
+        other = {"http": "https", "https": "http"}.get(scheme)
+        out += [host_form, *([f"{other}{sep}{rest}"] if other else [])]
+    return list(dict.fromkeys(out))
 
 
 def _toggle_www(url: str) -> str:
@@ -396,6 +478,25 @@ def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Selec
     return select(ranged.c.rowid, ranged.c.snippet).where(ranged.c.snippet.is_not(None))
 
 
+def _dated(column: Any, dialect: str, *, desc: bool) -> list[Any]:
+    """Order by a time, undated rows last on every engine (SQLite sorts NULL first)."""
+    order = column.desc() if desc else column.asc()
+    if dialect != "sqlite":
+        return [order.nulls_last()]
+    # SQLite puts NULL first in ascending order, last in descending (where the index serves).
+    return [order] if desc else [column.is_(None), order]
+
+
+#: ``list --sort``: each a function of (articles table, dialect) -> ORDER BY terms.
+SORTS: dict[str, Any] = {
+    "newest": lambda a, d: [*_dated(a.c.published_at, d, desc=True), a.c.id.desc()],
+    "oldest": lambda a, d: [*_dated(a.c.published_at, d, desc=False), a.c.id],
+    "title": lambda a, d: [func.lower(a.c.title), a.c.id],
+    "words": lambda a, d: [a.c.word_count.desc(), a.c.id],
+    "changed": lambda a, d: [*_dated(a.c.changed_at, d, desc=True), a.c.id.desc()],
+}
+
+
 class Reader:
     """Read-only access to one archive; every method opens its own read transaction."""
 
@@ -414,6 +515,26 @@ class Reader:
 
     # -- search and listings ---------------------------------------------------------------
 
+    def resolve(self, filters: Filters) -> Filters:
+        """``filters`` with the authors and tags it names looked up, matched without case or
+        accents in Python (SQLite's LIKE folds ASCII case only; PostgreSQL may lack unaccent):
+        ``--author`` is a part of a name, ``--tag`` a whole one. The tables are small."""
+        if not (filters.author and filters.author_ids is None) and not (
+            filters.tag and filters.tag_ids is None
+        ):
+            return filters
+        found: dict[str, tuple[int, ...] | None] = {}
+        with self._reader.connect() as conn:
+            if filters.author and filters.author_ids is None:
+                want = fold(filters.author)
+                rows = conn.execute(select(m.authors.c.id, m.authors.c.name))
+                found["author_ids"] = tuple(i for i, name in rows if want in fold(name))
+            if filters.tag and filters.tag_ids is None:
+                want = fold(filters.tag)
+                rows = conn.execute(select(m.tags.c.id, m.tags.c.name))
+                found["tag_ids"] = tuple(i for i, name in rows if fold(name) == want)
+        return replace(filters, **found)
+
     def search(
         self, query: str, filters: Filters = Filters(), *, limit: int = 20, offset: int = 0
     ) -> list[dict[str, Any]]:
@@ -428,6 +549,7 @@ class Reader:
         # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
         # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
         # snippet (costly) is made afterwards, for the page of results only.
+        filters = self.resolve(filters)
         row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
         ranked = (
             select(_fts.c.rowid, score)
@@ -472,7 +594,11 @@ class Reader:
                 rows = self._summaries(conn, ids)
         except OperationalError as exc:
             if _is_query_error(exc):
-                raise BadQuery(f"malformed search query {query!r}: {exc.orig}") from None
+                why = str(exc.orig).removeprefix("fts5: ")
+                raise BadQuery(
+                    f"the search {query!r} is not one FTS5 understands ({why}); see the search "
+                    "syntax in `rsarchive search --help`" + lowercase_hint(query)
+                ) from None
             raise
         out = []
         for hit in hits:
@@ -482,24 +608,56 @@ class Reader:
             out.append(row)
         return out
 
-    def list_articles(
-        self, filters: Filters = Filters(), *, limit: int | None = 20, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Articles newest first (by ``published_at``; undated last)."""
+    def search_count(self, query: str, filters: Filters = Filters()) -> int:
+        """How many articles ``search`` would find with no limit (for "showing 20 of 143")."""
+        if self.engine.dialect.name != "sqlite":
+            raise ReadError("full-text search needs the SQLite archive (articles_fts)")
         a = m.articles
+        filters = self.resolve(filters)
+        match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
+        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
+        stmt = select(func.count()).select_from(_fts).where(match, *clauses)
+        if row_clauses:
+            stmt = stmt.select_from(_fts.join(a, a.c.id == _fts.c.rowid)).where(*row_clauses)
+        try:
+            with self._reader.connect() as conn:
+                return conn.scalar(stmt, {"q": fts_query(query)}) or 0
+        except OperationalError as exc:
+            if _is_query_error(exc):
+                raise BadQuery(f"the search {query!r} is not one FTS5 understands") from None
+            raise
+
+    def list_articles(
+        self,
+        filters: Filters = Filters(),
+        *,
+        limit: int | None = 20,
+        offset: int = 0,
+        sort: str = "newest",
+    ) -> list[dict[str, Any]]:
+        """Articles in ``sort`` order (``SORTS``: newest first by default; undated last)."""
+        filters = self.resolve(filters)
+        a = m.articles
+        if sort not in SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
         stmt = (
             select(a.c.id)
             .where(*filters.clauses())
-            .order_by(a.c.published_at.desc(), a.c.id.desc())
+            .order_by(*SORTS[sort](a, self.engine.dialect.name))
             .limit(limit)
             .offset(offset)
         )
-        if self.engine.dialect.name != "sqlite":
-            stmt = stmt.order_by(None).order_by(a.c.published_at.desc().nulls_last(), a.c.id.desc())
         with self._reader.connect() as conn:
             ids = list(conn.scalars(stmt))
             rows = self._summaries(conn, ids)
         return [rows[i] for i in ids]
+
+    def count_articles(self, filters: Filters = Filters()) -> int:
+        """How many articles match ``filters`` (the total of ``list`` and ``export``)."""
+        filters = self.resolve(filters)
+        a = m.articles
+        with self._reader.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(a).where(*filters.clauses())) or 0
 
     def _summaries(self, conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         a = m.articles
@@ -571,9 +729,10 @@ class Reader:
                     return found
                 raise NotFound(f"no archived article with id or post id {ref}")
             url = normalize_url(ref, site_url.rstrip("/") + "/")
-            # The canonical host decides whether stored URLs have "www."; accept either.
+            # The canonical URL decides whether stored URLs have "www." and https; accept
+            # either of each.
             found = conn.scalar(
-                select(a.c.id).where(a.c.url.in_([url, _toggle_www(url)])).order_by(a.c.url != url)
+                select(a.c.id).where(a.c.url.in_(url_variants(url))).order_by(a.c.url != url)
             )
             if found is not None:
                 return found
@@ -620,7 +779,9 @@ class Reader:
                 .where(or_(t.c.article_id == article_id, t.c.url == art["url"]))
                 .order_by(t.c.first_seen_at, t.c.page_url)
             )
-            art["teased_by"] = [dict(r) for r in conn.execute(teased_by).mappings()]
+            art["teased_by"] = [
+                {**r, "position": r["position"] + 1} for r in conn.execute(teased_by).mappings()
+            ]
         return art
 
     def history(self, article_id: int) -> tuple[dict[str, Any], list[Version]]:
@@ -648,7 +809,8 @@ class Reader:
 
         url = normalize_url(page_ref, site_url.rstrip("/") + "/")
         with self._reader.connect() as conn:
-            rows = self._teasers(conn, url)
+            # As for articles: with or without "www.", over http or https.
+            rows = next(filter(None, (self._teasers(conn, u) for u in url_variants(url))), [])
         if not rows:
             raise NotFound(f"no teasers archived for the page {url}")
         return rows
@@ -675,6 +837,9 @@ class Reader:
         out = []
         for r in conn.execute(stmt).mappings():
             row = dict(r)
+            # Counted from 1 for people, as search results are (the table counts from 0).
+            row["position"] += 1
+            row["authors"] = revision_authors(row["authors"])
             row["archived"] = row["article_id"] is not None
             out.append(row)
         return out
@@ -748,6 +913,7 @@ class Reader:
         """Every article matching ``filters`` in archive order (by id), as ``EXPORT_FIELDS``
         dicts with ``authors`` and ``tags`` as lists of names; in constant memory: rows are
         streamed ``batch`` at a time and each batch's names fetched on their own."""
+        filters = self.resolve(filters)
         a = m.articles
         cols = [a.c[f] for f in EXPORT_FIELDS if f not in ("authors", "tags")]
         stmt = select(*cols).where(*filters.clauses()).order_by(a.c.id)

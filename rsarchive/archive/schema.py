@@ -8,6 +8,7 @@ Every writer and reader of the archive calls ``prepare_schema`` (through ``Archi
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Alembic logs a dozen INFO lines (plugin set-up, context) each time a crawl opens the archive:
+# noise in every crawl log. `rsarchive db upgrade` says itself what it did; warnings still show.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 #: The schema as issue 2 left it. Databases made before migrations existed have it, untagged.
 BASELINE = "0001"

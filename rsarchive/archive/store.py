@@ -857,7 +857,8 @@ class Archive:
                     "post_id": teaser.post_id,
                     "title": teaser.title,
                     "section": teaser.section,
-                    "authors": ", ".join(a.name for a in teaser.authors),
+                    # A JSON list, as everywhere else ("X, Jr." is one name, not two).
+                    "authors": _to_json([a.name for a in teaser.authors]),
                     "published_at": teaser.published_at,
                     "published_at_raw": teaser.published_at_raw,
                     "excerpt": teaser.excerpt,

@@ -1,8 +1,9 @@
 """Views for people who query the archive with SQL by hand (and for Datasette's pages).
 
-Read-only conveniences over the tables of DESIGN.md §3: nothing writes to them, and dropping
-them loses no data. ``create_schema`` creates them; ``DROP_VIEWS`` removes them (a migration that
-changes a view drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old definition).
+Read-only conveniences over the tables of docs/architecture.md §4: nothing writes to them, and
+dropping them loses no data. ``create_schema`` creates them; ``DROP_VIEWS`` removes them (a
+migration that changes a view drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old
+definition).
 
 The SQL is plain and portable except for two aggregates, spelt per dialect: the ordered
 ", "-joined list and the JSON array of author and tag names (SQLite ``group_concat`` over an

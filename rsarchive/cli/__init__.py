@@ -4,7 +4,7 @@ Each sub-command lives in its own module of this package and registers itself th
 ``register(subparsers)``; this module holds what they share: exit codes, ``--db`` handling,
 and errors without tracebacks (``crawl.run_spider`` runs a spider in-process).
 
-Exit codes (DESIGN.md §2): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
+Exit codes (docs/architecture.md §5): 0 ok; 1 finished with failures; 3 stopped early; 64 usage;
 74 database I/O; 75 try later; 78 configuration or schema problem. The query commands add
 65 (a malformed search query) and 66 (no such article or page in the archive).
 """
@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 # Defined in rsarchive.exitcodes (the crawl pipeline needs them too); re-exported here.
 from rsarchive.exitcodes import (
@@ -85,15 +84,14 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def database_url(value: str | None) -> str:
-    """The SQLAlchemy URL for a ``--db`` value: a URL as given, a path as a SQLite file URL
-    (quoted: ``c%20d.db`` is that file, not ``c d.db``)."""
-    from rsarchive.archive.engine import sqlite_url
+    """The SQLAlchemy URL for a ``--db`` value (else ``$RSARCHIVE_DATABASE_URL``): a URL as
+    given, a path as a SQLite file URL (quoted: ``c%20d.db`` is that file, not ``c d.db``)."""
+    from rsarchive.archive.engine import as_database_url
 
-    if not value:
-        return os.environ.get("RSARCHIVE_DATABASE_URL") or DEFAULT_DATABASE_URL
-    if "://" in value:
-        return value
-    return sqlite_url(Path(value).expanduser().resolve())
+    # $RSARCHIVE_DATABASE_URL may be a plain path too, as --db may.
+    return as_database_url(
+        value or os.environ.get("RSARCHIVE_DATABASE_URL") or DEFAULT_DATABASE_URL
+    )
 
 
 @contextmanager

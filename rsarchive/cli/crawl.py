@@ -226,6 +226,8 @@ def _now() -> str:
 def _run(plan: Plan, *, verbose: bool) -> int:
     from scrapy.spiderloader import get_spider_loader
 
+    from rsarchive.outcome import human_summary, pages_done
+
     settings = project_settings(plan.overrides)
     names = sorted(get_spider_loader(settings).list())
     if plan.spider not in names:
@@ -235,6 +237,9 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     log_file = _new_log_file(plan.log_dir, plan.spider)
     settings.set("LOG_FILE", str(log_file), priority="cmdline")
     settings.set("LOG_FILE_APPEND", False, priority="cmdline")
+    # On a terminal (never under cron), a progress bar on stderr; -v shows the log lines there.
+    if not verbose and sys.stderr.isatty():
+        settings.set("RSARCHIVE_PROGRESS_BAR", True, priority="cmdline")
 
     outcome = run_spider(settings, plan.spider, plan.spider_args, log_file, verbose=verbose)
     summary = _summary(plan, outcome, log_file)
@@ -246,6 +251,8 @@ def _run(plan: Plan, *, verbose: bool) -> int:
     if code != EXIT_OK:
         print(f"rsarchive crawl {plan.spider}: {_why(summary, outcome)}; log: {log_file}",
               file=sys.stderr)  # fmt: skip
+        if pages_done(outcome.stats):  # not for a run that never reached a page
+            print(human_summary(outcome.stats), file=sys.stderr)
         print(line, file=sys.stderr)
     return code
 

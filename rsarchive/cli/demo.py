@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sqlite3
 import sys
 from contextlib import closing
@@ -131,9 +132,19 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
     if dropped:
         why = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(dropped.items()))
         print(f"  not archivable, dropped with a reason: {why}", file=out)
+        print(
+            "    (on purpose: the fixture site holds a missing page and a page without a "
+            "headline,\n     to show how failures are reported; so the run's crawl_runs row says "
+            "exit code 1)",
+            file=out,
+        )
     drift = stats.get("rsarchive/layout_drift", 0)
     if drift:
         print(f"  layout_drift: {drift} fields came from fallback selectors", file=out)
+        print(
+            "    (expected: some fixture pages are in drifted layouts, to exercise the fallbacks)",
+            file=out,
+        )
     print(file=out)
     cols = [("TITLE", 46), ("SECTION", 18), ("AUTHORS", 26), ("PUBLISHED", 10), ("TEASERS", 7)]
     print("  ".join(name.ljust(width) for name, width in cols), file=out)
@@ -150,17 +161,49 @@ def _print_demo(db: Path, fetched: int, stats: dict, rows: list[dict], teasers: 
             file=out,
         )
     print(file=out)
+    cmd = command_name()
+    shown = _shown_path(db)
     print("Query it, for example:", file=out)
-    print(f"  rsarchive search iran --db {db}", file=out)
-    print(f"  rsarchive show /2021/05/19/blinken-lavrov-iceland/ --db {db}", file=out)
+    print(f"  {cmd} search iran --db {shown}", file=out)
+    print(f"  {cmd} show /2021/05/19/blinken-lavrov-iceland/ --db {shown}", file=out)
+    print(f"  {cmd} serve --db {shown}      # the archive in your browser", file=out)
+    if not _has_datasette():
+        pip = cmd.replace("rsarchive", "pip") if cmd.endswith("/rsarchive") else "pip"
+        print(f"    (serve needs Datasette first: {pip} install 'rsarchive[web]')", file=out)
     print(
-        f"  rsarchive serve --db {db}          # in Datasette: pip install 'rsarchive[web]'",
+        f'  sqlite3 {shown} "SELECT published_at, title FROM articles ORDER BY published_at DESC"',
         file=out,
     )
-    print(
-        f'  sqlite3 {db} "SELECT published_at, title FROM articles ORDER BY published_at DESC"',
-        file=out,
-    )
+    if "/" in cmd:
+        bin_dir = cmd.rsplit("/", 1)[0]
+        print(f"(or `. {bin_dir}/activate` once, then type plain `rsarchive ...`)", file=out)
+
+
+def command_name() -> str:
+    """How to type this very ``rsarchive`` in the shell that ran it: ``rsarchive`` when that
+    finds it, else the venv's script as a path (``.venv/bin/rsarchive`` after the README's
+    first command, which never activates the venv)."""
+    script = Path(sys.executable).parent / "rsarchive"
+    found = shutil.which("rsarchive")
+    if found and (not script.exists() or Path(found).resolve() == script.resolve()):
+        return "rsarchive"
+    if not script.exists():
+        return f"{sys.executable} -m rsarchive.cli"
+    return str(_shown_path(script.absolute()))
+
+
+def _shown_path(path: Path) -> Path | str:
+    """A path as short as it can be typed from here: relative under the working directory."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _has_datasette() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("datasette") is not None
 
 
 def _fit(text: str, width: int) -> str:

@@ -11,10 +11,11 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from rsarchive.cli import EXIT_CANTCREAT, EXIT_OK, CommandError, add_db_argument
+from rsarchive.cli import EXIT_CANTCREAT, EXIT_OK, EXIT_USAGE, CommandError, add_db_argument
 from rsarchive.cli.query import add_filter_arguments, reads_archive
 
 LIST_SEPARATOR = "; "
@@ -30,10 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("jsonl", "csv", "warc", "wacz"),
-        default="jsonl",
-        help="default: jsonl; warc/wacz: the stored raw captures as a web archive (needs "
-        "--output; --since is then the fetch time)",
+        choices=(*FORMATS, *CAPTURE_FORMATS),
+        default=None,
+        help="default: from the --output file's extension (.jsonl, .csv, .warc.gz, .wacz), else "
+        "jsonl; warc/wacz: the stored raw captures as a web archive (needs --output; --since is "
+        "then the fetch time)",
     )
     p.add_argument(
         "--output",
@@ -69,14 +71,57 @@ def write_csv(rows: Any, out: IO[str]) -> int:
     return n
 
 
+#: Each format's writer: ``write(rows, text stream) -> count``.
+FORMATS = {"jsonl": write_jsonl, "csv": write_csv}
+#: The raw captures as a web archive (``cli/webarchive.py``).
+CAPTURE_FORMATS = ("warc", "wacz")
+#: File name endings that name a format (``-o x.csv`` needs no ``--format``).
+EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".warc": "warc",
+    ".warc.gz": "warc",
+    ".wacz": "wacz",
+}
+
+
+def output_format(fmt: str | None, output: str | None) -> str:
+    """The format asked for: ``--format``, else the output file's extension, else jsonl; a
+    ``--format`` that contradicts the extension is a usage error."""
+    name = Path(output).name.lower() if output else ""
+    implied = next((f for ext, f in EXTENSIONS.items() if name.endswith(ext)), None)
+    if fmt and implied and fmt != implied:
+        raise CommandError(
+            f"--format {fmt} contradicts the extension of {output} ({implied}): drop --format "
+            "or rename the file",
+            EXIT_USAGE,
+        )
+    return fmt or implied or "jsonl"
+
+
+def _with_progress(rows: Iterator[dict[str, Any]], total: int) -> Iterator[dict[str, Any]]:
+    from rsarchive.progress import command_progress
+
+    progress = command_progress("export", total, unit="articles")
+    if progress is None:
+        yield from rows
+        return
+    with progress:
+        for n, row in enumerate(rows, start=1):
+            yield row
+            progress.update(n)
+
+
 @reads_archive
 def cmd_export(args: argparse.Namespace, reader: Any) -> int:
-    if args.format in ("warc", "wacz") or args.url:
+    args.format = output_format(args.format, args.output)
+    if args.format in CAPTURE_FORMATS or args.url:
         from rsarchive.cli.webarchive import export_captures
 
         return export_captures(args, reader)
-    rows = reader.export(args.filters)
-    write = write_csv if args.format == "csv" else write_jsonl
+    write = FORMATS[args.format]
+    rows = _with_progress(reader.export(args.filters), reader.count_articles(args.filters))
     if not args.output:
         write(rows, sys.stdout)
         return EXIT_OK

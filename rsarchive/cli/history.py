@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
+from rsarchive.archive.revisions import changes, paragraph_hunks, paragraphs
 from rsarchive.cli import (
     EXIT_OK,
     EXIT_USAGE,
@@ -66,32 +66,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
-def _signed(n: int) -> str:
-    return f"+{n:,}" if n > 0 else f"{n:,}" if n < 0 else "±0"
-
-
-def changes(old: Any, new: Any) -> list[str]:
-    """What differs between two versions, in words (empty: the same content)."""
-    out = []
-    if old.title != new.title:
-        out.append("title")
-    if (old.subtitle or "") != (new.subtitle or ""):
-        out.append("subtitle")
-    if old.body_text != new.body_text:
-        out.append(
-            f"body: {_signed(new.words - old.words)} words, "
-            f"{_signed(len(new.body_text) - len(old.body_text))} chars"
-        )
-    if old.authors != new.authors:
-        gone = [a for a in old.authors if a not in new.authors]
-        came = [a for a in new.authors if a not in old.authors]
-        moved = "" if gone or came else "order"
-        out.append(
-            "authors " + " ".join([*(f"-{a}" for a in gone), *(f"+{a}" for a in came)] or [moved])
-        )
-    return out
-
-
 def cmd_history(args: argparse.Namespace) -> int:
     article, versions = _load(args)
     rows = []
@@ -133,40 +107,21 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.split("\n") if p.strip()]
-
-
-def _word_diff(old: str, new: str) -> str:
-    """``old`` -> ``new`` with removed words as ``[-...-]`` and added ones as ``{+...+}``."""
-    a, b = re.findall(r"\S+", old), re.findall(r"\S+", new)
-    out: list[str] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            out.extend(a[i1:i2])
-            continue
-        if i2 > i1:
-            out.append("[-" + " ".join(a[i1:i2]) + "-]")
-        if j2 > j1:
-            out.append("{+" + " ".join(b[j1:j2]) + "+}")
-    return " ".join(out)
-
-
 def _body_word_diff(old: list[str], new: list[str], context: int) -> Iterator[str]:
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for group in matcher.get_grouped_opcodes(context):
-        first, last = group[0], group[-1]
-        yield f"@@ paragraphs {first[1] + 1}-{last[2]} -> {first[3] + 1}-{last[4]} @@"
-        for tag, i1, i2, j1, j2 in group:
-            if tag == "equal":
-                yield from (f"  {p}" for p in old[i1:i2])
-            elif tag == "replace" and i2 - i1 == j2 - j1:
-                yield from (
-                    f"~ {_word_diff(o, n)}" for o, n in zip(old[i1:i2], new[j1:j2], strict=True)
-                )
+    for hunk in paragraph_hunks(old, new, context):
+        yield (
+            f"@@ paragraphs {hunk.old_start}-{hunk.old_end} -> {hunk.new_start}-{hunk.new_end} @@"
+        )
+        for op, text, ops in hunk.lines:
+            if op == "~":
+                yield f"~ {_word_diff_ops(ops)}"
             else:
-                yield from (f"- {p}" for p in old[i1:i2])
-                yield from (f"+ {p}" for p in new[j1:j2])
+                yield f"{' ' if op == '=' else op} {text}"
+
+
+def _word_diff_ops(ops: list[tuple[str, str]]) -> str:
+    marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
+    return " ".join(marks[op].format(words) for op, words in ops)
 
 
 def _in_range(name: str, n: int, article_id: int, count: int) -> None:
@@ -179,7 +134,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     article, versions = _load(args)
     count = len(versions)
     if count < 2 and args.from_ is None and args.to is None:
-        print(f"article {article['id']} has {_count(count, 'revision')}: nothing to compare")
+        note = f"article {article['id']} has {_count(count, 'revision')}: nothing to compare"
+        if args.json:  # the same document as a comparison, with nothing compared
+            only = versions[-1].as_dict() if versions else None
+            out = {"article": article, "from": None, "to": only, "changes": [], "fields": {},
+                   "body_diff": [], "note": note}  # fmt: skip
+            json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+            print()
+            return EXIT_OK
+        print(note)
         return EXIT_OK
     to = args.to if args.to is not None else count
     _in_range("--to", to, article["id"], count)  # before --from, which defaults to --to - 1
@@ -191,7 +154,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
             fields[name] = {"from": before, "to": after}
-    a, b = _paragraphs(old.body_text), _paragraphs(new.body_text)
+    a, b = paragraphs(old.body_text), paragraphs(new.body_text)
     if args.words:
         body = list(_body_word_diff(a, b, args.context))
     else:

@@ -33,7 +33,10 @@ DEFAULT_SITE_URL = "https://responsiblestatecraft.org"
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters")
-    group.add_argument("--author", help="an author's name, or part of it (any case)")
+    group.add_argument(
+        "--author", help="an author's name, or part of it (any case, accents optional: jose)"
+    )
+    group.add_argument("--tag", help="a tag, e.g. Iran (any case, accents optional)")
     group.add_argument("--section", help="a section, e.g. 'Middle East' (any case)")
     group.add_argument("--type", help="an article type, e.g. Analysis, Opinion (any case)")
     group.add_argument(
@@ -69,7 +72,12 @@ def filters_from(args: argparse.Namespace) -> Any:
     from rsarchive.archive.queries import Filters
 
     return Filters.from_strings(
-        author=args.author, section=args.section, type=args.type, since=args.since, until=args.until
+        author=args.author,
+        section=args.section,
+        type=args.type,
+        since=args.since,
+        until=args.until,
+        tag=args.tag,
     )
 
 
@@ -200,9 +208,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("list", help="articles, newest first")
+    p = sub.add_parser("list", help="articles, newest first (or --sort)")
     add_filter_arguments(p)
     add_page_arguments(p)
+    p.add_argument(
+        "--sort",
+        choices=("newest", "oldest", "title", "words", "changed"),
+        default="newest",
+        help="order: newest or oldest published first, by title, longest first, or most "
+        "recently changed first (default: %(default)s)",
+    )
     add_json_argument(p)
     add_db_argument(p)
     p.set_defaults(func=cmd_list)
@@ -230,12 +245,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_search(args: argparse.Namespace, reader: Any) -> int:
     rows = reader.search(args.query, args.filters, limit=args.limit, offset=args.offset)
     if not rows:  # stdout stays empty (no JSON Lines): a script still parses it
-        print("no matches", file=sys.stderr)
+        from rsarchive.archive.queries import lowercase_hint
+
+        print(f"no matches{lowercase_hint(args.query)}", file=sys.stderr)
         return EXIT_OK
     if args.json:
         mark = highlighter(machine=True)
         print_jsonl({**r, "snippet": mark(r["snippet"])} for r in rows)
         return EXIT_OK
+    total = reader.search_count(args.query, args.filters)
     mark = highlighter()
     wrap = wrap_width() - 5
     for n, r in enumerate(rows, start=args.offset + 1):
@@ -249,32 +267,59 @@ def cmd_search(args: argparse.Namespace, reader: Any) -> int:
         for text_line in textwrap.wrap(snippet, wrap):
             print(f"     {mark(text_line)}")
         print()
+    from rsarchive.archive.queries import lowercase_hint
+
+    print_more(len(rows), total, args.offset, "matches", lowercase_hint(args.query))
     return EXIT_OK
+
+
+def print_more(shown: int, total: int, offset: int, noun: str, hint: str = "") -> None:
+    """After a page of text results: how many there are, and how to see the next ones (on
+    stderr, so a pipe gets the results alone)."""
+    if offset == 0 and shown >= total:
+        singular = {"matches": "match", "articles": "article"}.get(noun, noun)
+        note = f"{total:,} {singular if total == 1 else noun}"
+    else:
+        first, last = offset + 1, offset + shown
+        note = (
+            f"showing {first:,}-{last:,} of {total:,}"
+            if offset
+            else f"showing {shown:,} of {total:,}"
+        )
+        if last < total:
+            note += f"; --offset {last} for more"
+    print(note + hint, file=sys.stderr)
 
 
 @reads_archive
 def cmd_list(args: argparse.Namespace, reader: Any) -> int:
-    rows = reader.list_articles(args.filters, limit=args.limit, offset=args.offset)
+    rows = reader.list_articles(args.filters, limit=args.limit, offset=args.offset, sort=args.sort)
     if args.json:
         print_jsonl(rows)
         return EXIT_OK
+    total = reader.count_articles(args.filters)
     if not rows:
-        print("no articles", file=sys.stderr)
+        print("no articles" + (f" past {args.offset:,} (of {total:,})" if total else ""),
+              file=sys.stderr)  # fmt: skip
         return EXIT_OK
+    # On a terminal long sections and bylines are cut to leave the title room; in a pipe
+    # nothing is cut (width() is None there).
+    cut = _fit if width() is not None else (lambda text, _room: text)
     print_table(
         ("ID", "PUBLISHED", "SECTION", "AUTHORS", "TITLE"),
         [
             (
                 r["id"],
                 _day(r["published_at"]),
-                _fit(r["section"] or "", 20),
-                _fit(", ".join(r["authors"]), 28),
+                cut(r["section"] or "", 20),
+                cut(", ".join(r["authors"]), 28),
                 r["title"] + (" (removed)" if r["removed_at"] else ""),
             )
             for r in rows
         ],
         right=(0,),
     )
+    print_more(len(rows), total, args.offset, "articles")
     return EXIT_OK
 
 
@@ -458,7 +503,7 @@ def _markdown(art: dict[str, Any]) -> str:
     out += ["## Keep reading", ""]
     for t in art["teasers"]:
         state = f"archived, id {t['article_id']}" if t["archived"] else "not archived"
-        out.append(f"{t['position'] + 1}. [{t['title']}]({t['url']}) ({state})")
+        out.append(f"{t['position']}. [{t['title']}]({t['url']}) ({state})")
     out += ["", "## Teased on", ""]
     for t in art["teased_by"]:
         out.append(
@@ -484,6 +529,6 @@ def _html(art: dict[str, Any]) -> str:
     return (
         f"<article>\n<h1>{e(art['title'])}</h1>\n{sub}\n<dl>{facts}</dl>\n"
         f'<div class="body">\n{art["body_html"] or ""}\n</div>\n'
-        f'<h2>Keep reading</h2>\n<ol start="0">{teasers}</ol>\n'
+        f"<h2>Keep reading</h2>\n<ol>{teasers}</ol>\n"
         f"<h2>Teased on</h2>\n<ul>{teased}</ul>\n</article>\n"
     )

@@ -53,6 +53,7 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from rsarchive.cli.db import existing_archive
     from rsarchive.cli.query import site_url
     from rsarchive.pipelines.reparse import NoCaptures, reparse
+    from rsarchive.progress import command_progress
     from rsarchive.urls import normalize_url
 
     try:
@@ -64,14 +65,16 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     source_url = existing_archive(args.db)
     target_url = database_url(args.into) if args.into else source_url
     opening = source_url
+    progress = command_progress("reparse", None, unit="captures")
+    report = progress.update if progress else None
     try:
         with Archive(source_url) as source:
             if target_url == source_url:
-                result = reparse(source, source, since=since, url=url)
+                result = reparse(source, source, since=since, url=url, progress=report)
             else:
                 opening = target_url
                 with Archive(target_url) as target:
-                    result = reparse(source, target, since=since, url=url)
+                    result = reparse(source, target, since=since, url=url, progress=report)
     except (NoSuchModuleError, ImportError) as exc:  # no driver installed (the --into target)
         where = make_url(opening).render_as_string(hide_password=True)
         # A configuration problem, as for every reading command (queries.MissingDriver).
@@ -83,6 +86,9 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_CONFIG) from exc
     except NoCaptures as exc:
         raise CommandError(str(exc), EXIT_NOINPUT) from None
+    finally:
+        if progress:
+            progress.close()
     arts = result.articles
     print(
         f"re-parsed {result.captures} captures (run {result.run_id}): "

@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the file will not change while served (a copy, no crawl running): faster pages",
     )
+    serve.add_argument(
+        "--no-images",
+        action="store_true",
+        help="article pages show images as links: the browser asks no host but this server",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
@@ -118,7 +123,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "would miss its pages; serve without --immutable",
             EXIT_CONFIG,
         )
-    ds = make_datasette(path, immutable=args.immutable, site_url=RSARCHIVE_SITE_URL)
+    ds = make_datasette(
+        path, immutable=args.immutable, site_url=RSARCHIVE_SITE_URL, images=not args.no_images
+    )
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -87,7 +87,7 @@ def article_body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]
     body = copy.deepcopy(body_el)
     body.tail = None
     remove(chrome(body, base))
-    _embeds_as_links(body)
+    embeds = _embeds_as_links(body)
 
     images: list[Image] = []
     holders: list[HtmlElement] = []
@@ -120,8 +120,10 @@ def article_body(body_el: HtmlElement, base: str) -> tuple[str, str, list[Image]
     # The wrapper div is not an allowed tag: nh3 keeps its content, drops the div itself.
     html = sanitize_html(etree.tostring(body, method="html", encoding="unicode"))
 
-    # Captions and credits belong to their images, not to the text.
+    # Captions and credits belong to their images, not to the text; nor do embeds' links (so a
+    # content hash does not move when only the way an embed is kept changes).
     remove(holders)
+    remove(embeds)
     text = block_text(body)
     return html, text, images
 
@@ -195,11 +197,13 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
     return bool(NEWSLETTER.search(text)) and bool(links or el.find(".//button") is not None)
 
 
-def _embeds_as_links(body: HtmlElement) -> None:
+def _embeds_as_links(body: HtmlElement) -> list[HtmlElement]:
     """Rendered embeds become what the page had before scripts ran: a tweet is a blockquote of
-    its text and a link to the post; the iframes scripts added go (never stored)."""
+    its text and a link to the post. Any other embedded frame (a video, a post) becomes a link
+    to what it showed, so a reader still sees that something was there and where it lives; no
+    iframe is ever stored. Returns those links (they are not body text)."""
     if body.find(".//iframe") is None:
-        return  # no embed was rendered: nothing to undo
+        return []  # no embed was rendered: nothing to undo
     for holder in RENDERED_TWEET(body):
         # widgets.js replaced the blockquote: only the iframe knows which post it shows.
         tweet_id = next(
@@ -214,12 +218,22 @@ def _embeds_as_links(body: HtmlElement) -> None:
         link.text = url
         quote.tail = holder.tail
         holder.getparent().replace(holder, quote)
+    links: list[HtmlElement] = []
     for frame in EMBED_FRAMES(body):
         parent = frame.getparent()
         if parent is None:
             continue
+        src = (frame.get("src") or frame.get("data-src") or "").strip()
+        if src.startswith(("http://", "https://", "//")) and _tweet_id(frame) is None:
+            link = body.makeelement("a", {"href": src})
+            link.text = f"Embedded media: {urlsplit(src if '://' in src else 'https:' + src).netloc}"
+            link.tail = frame.tail
+            parent.replace(frame, link)
+            links.append(link)
+            continue
         # Keep what follows the frame: drop_tree keeps the tail.
         frame.drop_tree()
+    return links
 
 
 def _tweet_id(frame: HtmlElement) -> str | None:

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from scrapy import signals
@@ -20,8 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
+from rsarchive.archive.engine import as_database_url
 from rsarchive.items import FeedPage, FetchOutcome, Page
-from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
+from rsarchive.outcome import GONE_ARCHIVED, exit_code, human_summary, run_status
 from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ class StorePipeline:
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.database_url = crawler.settings.get("RSARCHIVE_DATABASE_URL")
+        # A plain path is a SQLite file, as for `rsarchive --db`.
+        self.database_url = as_database_url(crawler.settings.get("RSARCHIVE_DATABASE_URL"))
         self.archive: Archive | None = None
         self.run_id: int | None = None
         # One thread: SQLite takes one writer at a time, and pages commit in arrival order.
@@ -177,6 +180,9 @@ class StorePipeline:
         self.writer.submit(int).result()
         stats = dict(self.stats.get_stats())
         stats["finish_reason"] = reason
+        started = stats.get("start_time")
+        elapsed = (datetime.now(UTC) - started).total_seconds() if started else None
+        logger.info("summary: %s", human_summary(stats, elapsed))
         try:
             if self.run_id is not None:
                 self.writer.submit(

@@ -21,8 +21,9 @@ from twisted.python.failure import Failure
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
+from rsarchive.archive.engine import as_database_url
 from rsarchive.archive.fetchstate import Held
-from rsarchive.config import SettingError, get_site_url
+from rsarchive.config import SettingError, get_float, get_site_url
 from rsarchive.extract.loadmore import (
     FeedBlock,
     LoadMorePage,
@@ -69,6 +70,7 @@ class RebelMouseSpider(scrapy.Spider):
         """Read and check the settings this spider uses (raise ``SettingError``); subclasses
         extend it. Run before the crawl starts, so a bad value fetches nothing."""
         self.site_url = get_site_url(settings)
+        get_float(settings, "RSARCHIVE_PROGRESS_INTERVAL")  # read by the progress extension
         # The offsite middleware keeps every request (redirects included) on this host.
         self.allowed_domains = [site_host(self.site_url).split(":")[0]]
 
@@ -79,6 +81,9 @@ class RebelMouseSpider(scrapy.Spider):
             raise CloseSpider("config_error")
         for request in self._start_requests():
             yield request
+        # Arguments the spider refused (it logged why): the run fails, as for config_error.
+        if self.crawler.stats.get_value("rsarchive/usage_error"):
+            raise CloseSpider("usage_error")
 
     def _start_requests(self) -> Iterator[scrapy.Request]:
         raise NotImplementedError
@@ -195,7 +200,8 @@ class RebelMouseSpider(scrapy.Spider):
     def _archive(self) -> Engine:
         # Our own engine, for reads only; the store pipeline has created the schema by now.
         if self._state is None:
-            self._state = make_engine(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            url = as_database_url(self.crawler.settings.get("RSARCHIVE_DATABASE_URL"))
+            self._state = make_engine(url)
         return self._state
 
     def closed(self, reason: str) -> None:

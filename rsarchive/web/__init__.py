@@ -23,12 +23,18 @@ SETTINGS = {
 }
 
 
-def make_datasette(path: Path, *, immutable: bool = False, site_url: str) -> Datasette:
+HERE = Path(__file__).resolve().parent
+
+
+def make_datasette(
+    path: Path, *, immutable: bool = False, site_url: str, images: bool = True
+) -> Datasette:
     """A Datasette for the archive file at ``path``, with rsarchive's metadata and plugin.
 
     The file is opened read-only (SQLite ``mode=ro``: a crawl may write to it meanwhile), or with
     ``immutable`` as a file that nothing changes while it is served (``immutable=1``: faster,
-    counts are cached, but changes made meanwhile may be missed or misread).
+    counts are cached, but changes made meanwhile may be missed or misread). With ``images``
+    false, article pages show their images as links and the browser asks no other host.
     """
     from datasette.app import Datasette
     from datasette.plugins import pm
@@ -40,8 +46,13 @@ def make_datasette(path: Path, *, immutable: bool = False, site_url: str) -> Dat
     # Datasette names a database after its file's stem; the metadata is keyed by that name.
     name = path.stem
     kwargs = {"immutables": [str(path)]} if immutable else {"files": [str(path)]}
+    metadata = build_metadata(name, site_url)
+    metadata["plugins"] = {"rsarchive": {"images": images, "site_url": site_url}}
     return Datasette(
-        metadata=build_metadata(name, site_url),
+        metadata=metadata,
         settings=SETTINGS,
+        # The article page, the lead of the index and database pages, folded descriptions.
+        template_dir=str(HERE / "templates"),
+        static_mounts=[(plugin.STATIC_MOUNT, str(HERE / "static"))],
         **kwargs,
     )

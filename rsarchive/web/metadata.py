@@ -46,18 +46,21 @@ _ARTICLE = {
     "changed_at": "When the stored content last changed, ISO 8601 UTC",
     "removed_at": "When the page started answering 404/410 (the content is kept); empty while "
     "it is online",
+    "extractor": "Which parser read the page: rebelmouse (the site's own templates) or generic",
+    "declared_canonical": "The canonical URL the page itself declared, when it differs from url",
 }
 
 _TEASER = {
     "page_url": "URL of the page the teaser was seen on",
     "page_article_id": "The page's own article (articles.id), if the page is an article",
-    "position": "Place in the page's keep-reading feed, from 0",
+    "position": "Place in the page's keep-reading feed, from 0 (the page_teasers query and "
+    "`rsarchive teasers` count from 1)",
     "url": "Normalised URL of the article the teaser points to",
     "article_id": "The target article (articles.id), once it is archived",
     "post_id": "RebelMouse post id of the target",
     "title": "The teaser's headline",
     "section": "Section label on the teaser",
-    "authors": 'Byline on the teaser, names joined with ", "',
+    "authors": "Byline on the teaser as a JSON array of names",
     "published_at": "Publication time on the teaser, ISO 8601 UTC",
     "published_at_raw": "Publication time exactly as the teaser gave it",
     "excerpt": "The teaser's visible text plus its 'keep reading' remainder",
@@ -309,25 +312,33 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
 
 # snippet() marks matches with <mark>; the plugin renders only those tags (see plugin.py).
 SEARCH_SQL = """\
+-- rank: the place in the results (1 = best), by bm25 with a title match weighing most
 select
-  a.id,
-  a.title,
-  a.url,
+  row_number() over (order by hit.score, hit.id) as rank,
+  hit.id,
+  hit.title,
+  hit.url,
   (select group_concat(v, ', ') from (
      select au.name as v from article_authors aa join authors au on au.id = aa.author_id
-     where aa.article_id = a.id order by aa.position)) as authors,
-  a.section,
-  a.type,
-  a.published_at,
-  snippet(articles_fts, -1, '<mark>', '</mark>', ' … ', 24) as snippet,
-  bm25(articles_fts, 10.0, 5.0, 1.0) as rank
-from articles_fts
-join articles a on a.id = articles_fts.rowid
--- the search rules of `rsarchive search` (plugin.py); an empty q (the page opened without a
--- search) matches nothing instead of failing
-where articles_fts match rs_fts_query(coalesce(nullif(trim(:q), ''), '""'))
-order by rank
-limit 100"""
+     where aa.article_id = hit.id order by aa.position)) as authors,
+  hit.section,
+  hit.type,
+  hit.published_at,
+  hit.snippet
+from (
+  select
+    a.id, a.title, a.url, a.section, a.type, a.published_at,
+    snippet(articles_fts, -1, '<mark>', '</mark>', ' … ', 24) as snippet,
+    bm25(articles_fts, 10.0, 5.0, 1.0) as score
+  from articles_fts
+  join articles a on a.id = articles_fts.rowid
+  -- the search rules of `rsarchive search` (plugin.py); an empty q (the page opened without a
+  -- search) matches nothing instead of failing
+  where articles_fts match rs_fts_query(coalesce(nullif(trim(:q), ''), '""'))
+  order by score
+  limit 100
+) as hit
+order by rank"""
 
 AUTHOR_SQL = """\
 select
@@ -347,7 +358,7 @@ order by a.published_at desc"""
 
 PAGE_TEASERS_SQL = """\
 select
-  t.position,
+  t.position + 1 as position,
   t.title,
   t.url,
   t.article_id is not null as archived,
