@@ -225,8 +225,9 @@ def _embeds_as_links(body: HtmlElement) -> list[HtmlElement]:
             continue
         src = (frame.get("src") or frame.get("data-src") or "").strip()
         if src.startswith(("http://", "https://", "//")) and _tweet_id(frame) is None:
+            host = urlsplit(src if "://" in src else "https:" + src).netloc
             link = body.makeelement("a", {"href": src})
-            link.text = f"Embedded media: {urlsplit(src if '://' in src else 'https:' + src).netloc}"
+            link.text = f"Embedded media: {host}"
             link.tail = frame.tail
             parent.replace(frame, link)
             links.append(link)

@@ -46,8 +46,6 @@ _ARTICLE = {
     "changed_at": "When the stored content last changed, ISO 8601 UTC",
     "removed_at": "When the page started answering 404/410 (the content is kept); empty while "
     "it is online",
-    "extractor": "Which parser read the page: rebelmouse (the site's own templates) or generic",
-    "declared_canonical": "The canonical URL the page itself declared, when it differs from url",
 }
 
 _TEASER = {
