@@ -66,6 +66,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Retries wait for a 429/503's Retry-After.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "rsarchive.middlewares.RetryAfterMiddleware": 550,
+    # A redirect loop or a redirect off the site is a failure the log names, not a silent drop.
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "rsarchive.middlewares.SiteRedirectMiddleware": 600,
     # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,

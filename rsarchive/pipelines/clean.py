@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scrapy import logformatter
 from scrapy.exceptions import DropItem
 
-from rsarchive.items import Page
-from rsarchive.urls import same_site
+from rsarchive.items import Article, Page, Teaser
+from rsarchive.urls import normalize_url, page_identity, same_site
 
 logger = logging.getLogger(__name__)
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Dates outside this window are misread or made up: none of the site's posts predates it, and
+# none is published more than a couple of days (time zones, scheduled posts) after the fetch.
+OLDEST_DATE = "1990-01-01T00:00:00Z"
+FUTURE_SLACK = timedelta(days=2)
 
 
 class NotArchivable(DropItem):
@@ -42,18 +47,60 @@ class CleanPipeline:
         except NotArchivable as exc:
             self.stats.inc_value(f"rsarchive/dropped/{exc.key}")
             raise
+        if item.article is not None:
+            self._identify(item, item.article)
+        latest = _later(item.fetched_at, FUTURE_SLACK)
+        if item.article is not None:
+            self._dates(item.article, item.url, latest, ("published_at", "modified_at"))
+        own = {normalize_url(item.url), item.article.url if item.article else ""}
         seen: set[str] = set()
         teasers = []
         for teaser in item.teasers:
             if teaser.url in seen:
                 continue
+            if teaser.url in own:
+                # A link to the page itself (a "Latest" list repeating it) is not a teaser.
+                self.stats.inc_value("rsarchive/teasers_self")
+                continue
             if not same_site(teaser.url, self.site_url):
                 self.stats.inc_value("rsarchive/teasers_offsite")
                 continue
             seen.add(teaser.url)
+            self._dates(teaser, item.url, latest, ("published_at",))
             teasers.append(teaser)
         item.teasers = teasers
         return item
+
+    def _identify(self, page: Page, article: Article) -> None:
+        """Key the article by its canonical URL only when that is the page's own address."""
+        article.url, declared = page_identity(article.url, page.url)
+        if declared is None:
+            return
+        article.declared_canonical = declared
+        logger.warning(
+            "%s declares canonical %s, another page: stored under its own URL, the declared "
+            "one kept in articles.declared_canonical",
+            page.url,
+            declared,
+        )
+        self.stats.inc_value("rsarchive/canonical_conflict")
+
+    def _dates(self, item: Article | Teaser, url: str, latest: str, fields: tuple) -> None:
+        """A date before 1990 or after the fetch (+2 days) is unknown (None); the raw string
+        found on the page is kept beside it."""
+        for name in fields:
+            value = getattr(item, name)
+            if value is None or OLDEST_DATE <= value <= latest:
+                continue
+            raw = getattr(item, f"{name}_raw", None)
+            logger.warning(
+                "implausible date %s (%s) on %s: stored as unknown, the raw string kept",
+                raw or value,
+                name,
+                url,
+            )
+            self.stats.inc_value("rsarchive/implausible_date")
+            setattr(item, name, None)
 
     def _check(self, page: Page) -> None:
         if page.status >= 400:
@@ -73,6 +120,15 @@ class CleanPipeline:
             raise NotArchivable("no_content", "neither a main article nor keep-reading teasers")
 
 
+def _later(iso: str, delta: timedelta) -> str:
+    """``iso`` (ISO 8601 UTC) plus ``delta``, in the same form; now plus ``delta`` if unreadable."""
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        when = datetime.now(UTC)
+    return (when + delta).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class PageLogFormatter(logformatter.LogFormatter):
     """Name the page and the reason; never dump a whole page item into the log."""
 
@@ -80,6 +136,13 @@ class PageLogFormatter(logformatter.LogFormatter):
         result = super().dropped(item, exception, response, spider)
         if isinstance(item, Page):
             result["msg"] = "Dropped %(url)s: %(exception)s"
+            result["args"] = {"url": item.url, "exception": exception}
+        return result
+
+    def item_error(self, item: Any, exception: BaseException, response: Any, spider: Any) -> Any:
+        result = super().item_error(item, exception, response, spider)
+        if isinstance(item, Page):
+            result["msg"] = "Error processing %(url)s: %(exception)r"
             result["args"] = {"url": item.url, "exception": exception}
         return result
 

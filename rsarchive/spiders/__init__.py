@@ -7,13 +7,15 @@ fetch state) before fetching an article again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
+from parsel import Selector
 from scrapy.exceptions import CloseSpider, IgnoreRequest
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +25,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
 from rsarchive.config import SettingError, get_site_url
+from rsarchive.extract.depth import MAX_DEPTH, flatten_markup, too_deep
 from rsarchive.extract.rebelmouse import (
     FeedBlock,
     LoadMorePage,
@@ -31,7 +34,11 @@ from rsarchive.extract.rebelmouse import (
 )
 from rsarchive.extract.text import trust_utf8
 from rsarchive.items import FeedPage, FetchOutcome, Page
+from rsarchive.middlewares import RedirectRefused
 from rsarchive.urls import normalize_url, same_site, site_host
+
+# The end of an HTML document: how a body that ended with the connection shows it is whole.
+_HTML_END = re.compile(rb"</html\s*>(?:\s|<!--.*?-->)*$", re.IGNORECASE | re.DOTALL)
 
 
 class RebelMouseSpider(scrapy.Spider):
@@ -92,6 +99,15 @@ class RebelMouseSpider(scrapy.Spider):
         response = fix_encoding(response)
         headers = response_headers(response)
         redirects = response.meta.get("redirect_urls") or [response.url]
+        selector, flattened = page_selector(response)
+        if flattened:
+            self.logger.warning(
+                "deep_tree: %s nests tags deeper than %d levels: read with the deeper tags "
+                "left out (their text kept)",
+                response.url,
+                MAX_DEPTH,
+            )
+            self.crawler.stats.inc_value("rsarchive/page_warning/deep_tree")
         return Page(
             url=response.url,
             status=response.status,
@@ -101,8 +117,38 @@ class RebelMouseSpider(scrapy.Spider):
             headers=headers,
             body=response.body,
             # The tree Scrapy parses for the spider; the split step reuses it.
-            selector=response.selector if isinstance(response, TextResponse) else None,
+            selector=selector,
         )
+
+    def incomplete(self, response: Response) -> bool:
+        """True (the fetch recorded as failed) for a page whose body may be cut short.
+
+        With neither Content-Length nor chunking the body ends when the connection closes, and
+        Scrapy flags the response ``partial``: the connection may have died half-way. Such a
+        page is kept only when its HTML visibly ends (``</html>``); otherwise it is a failed
+        fetch (``incomplete``), never stored, and the next run asks again.
+        """
+        if "partial" not in response.flags or _HTML_END.search(response.body[-4096:]):
+            return False
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]
+        self.logger.warning(
+            "incomplete answer (the connection closed before the end of the page, after %d "
+            "bytes): %s",
+            len(response.body),
+            response.url,
+        )
+        self.crawler.stats.inc_value("rsarchive/fetch_failed")
+        self.crawler.stats.inc_value("rsarchive/fetch_failed/incomplete")
+        self.outcome(
+            FetchOutcome(
+                url=requested,
+                status=response.status,
+                error=f"incomplete: the connection closed after {len(response.body)} bytes, "
+                "before the end of the page",
+                feed_date=response.meta.get("feed_date"),
+            )
+        )
+        return True
 
     def read_load_more(
         self, response: Response, block: FeedBlock, position: int
@@ -170,13 +216,19 @@ class RebelMouseSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         if self._not_fetched(failure):
             return
-        self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
+        if failure.check(RedirectRefused):
+            refused: RedirectRefused = failure.value
+            self.logger.warning("could not fetch %s: %s", request.url, refused)
+            self.crawler.stats.inc_value(f"rsarchive/redirect_failed/{refused.reason}")
+            return
+        self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
 
     def _not_fetched(self, failure: Failure) -> bool:
         """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
-        # HttpError (an error status after the retries) is an IgnoreRequest too, and a failure.
-        if failure.check(HttpError) or not failure.check(IgnoreRequest):
+        # HttpError (an error status after the retries) and a refused redirect are IgnoreRequests
+        # too, and failures.
+        if failure.check(HttpError, RedirectRefused) or not failure.check(IgnoreRequest):
             return False
         request = failure.request  # type: ignore[attr-defined]
         self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
@@ -296,6 +348,8 @@ class RebelMouseSpider(scrapy.Spider):
                 )
             )
             return
+        if self.incomplete(response):
+            return
         page = self.page_item(response)
         page.feed_date = response.meta.get("feed_date")
         yield page
@@ -306,6 +360,17 @@ def response_headers(response: Response) -> dict[str, str]:
     return {
         k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()
     }
+
+
+def page_selector(response: Response) -> tuple[Selector | None, bool]:
+    """The parsed tree of an HTML answer (None for anything else: JSON, XML, images), and
+    whether the page had to be flattened first (``rsarchive.extract.depth``)."""
+    if not isinstance(response, HtmlResponse):
+        return None, False
+    selector = response.selector
+    if not too_deep(selector.root):
+        return selector, False
+    return Selector(text=flatten_markup(response.text), type="html"), True
 
 
 def fix_encoding(response: Response) -> Response:

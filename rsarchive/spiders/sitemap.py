@@ -4,8 +4,9 @@ scrapy crawl sitemap
 scrapy crawl sitemap -a sitemap=/feeds/sitemaps/sitemap_1.xml.gz    # one sitemap (or index)
 
 The sitemaps come from the ``Sitemap:`` lines of robots.txt (else ``/sitemap.xml``). Sitemap
-indexes, gzip and ``lastmod`` are understood through Scrapy's own sitemap support (its lxml parser
-never expands entities; gunzip stops at DOWNLOAD_MAXSIZE). An article is fetched when the archive
+indexes, gzip (Scrapy's gunzip, stopping at DOWNLOAD_MAXSIZE) and ``lastmod`` are understood; the
+XML is read without its DTD (``rsarchive.extract.sitemap``): no entity is ever expanded, and an
+empty or unresolvable ``<loc>`` is skipped with a warning. An article is fetched when the archive
 does not hold it, when its last fetch failed, or when its ``lastmod`` is newer than what we hold,
 so a re-run over an unchanged site fetches only the sitemaps.
 """
@@ -18,9 +19,10 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response
 from scrapy.spiders import SitemapSpider as ScrapySitemapSpider
-from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
+from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from rsarchive.extract.metadata import parse_date
+from rsarchive.extract.sitemap import read_sitemap
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url
 
@@ -79,8 +81,11 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
             self.logger.error("not a readable sitemap (or larger than allowed): %s", response.url)
             stats.inc_value("rsarchive/dropped/sitemap_invalid")
             return
-        sitemap = Sitemap(body)
-        entries = list(sitemap)
+        sitemap = read_sitemap(body)
+        entries = sitemap.entries
+        for why in sitemap.skipped:
+            self.logger.warning("skipping <loc> in %s: %s", response.url, why)
+            stats.inc_value("rsarchive/sitemap_loc_skipped")
         stats.inc_value("rsarchive/sitemaps_read")
         if sitemap.type == "sitemapindex":
             for entry in entries:
