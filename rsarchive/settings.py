@@ -69,6 +69,9 @@ DOWNLOADER_MIDDLEWARES = {
     # A redirect loop or a redirect off the site is a failure the log names, not a silent drop.
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "rsarchive.middlewares.SiteRedirectMiddleware": 600,
+    # A body cut short (compressed or not) is a failed fetch, not a page; so is a bomb.
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "rsarchive.middlewares.WholeBodyMiddleware": 590,
     # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,

@@ -7,10 +7,9 @@ fetch state) before fetching an article again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
 from parsel import Selector
@@ -34,11 +33,11 @@ from rsarchive.extract.rebelmouse import (
 )
 from rsarchive.extract.text import trust_utf8
 from rsarchive.items import FeedPage, FetchOutcome, Page
-from rsarchive.middlewares import RedirectRefused
+from rsarchive.middlewares import FetchRefused
 from rsarchive.urls import normalize_url, same_site, site_host
 
-# The end of an HTML document: how a body that ended with the connection shows it is whole.
-_HTML_END = re.compile(rb"</html\s*>(?:\s|<!--.*?-->)*$", re.IGNORECASE | re.DOTALL)
+# How robots.txt refusals read (Scrapy's, and rsarchive.middlewares' when it is unavailable).
+_ROBOTS = ("Forbidden by robots.txt", "robots.txt unavailable")
 
 
 class RebelMouseSpider(scrapy.Spider):
@@ -93,7 +92,14 @@ class RebelMouseSpider(scrapy.Spider):
     def site_link(self, url: str) -> str | None:
         """An absolute URL on the configured site (relative ones are joined), else None."""
         url = urljoin(self.site_url + "/", url.strip())
-        return url if same_site(url, self.site_url) else None
+        if not same_site(url, self.site_url):
+            return None
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            # Credentials in a URL are never sent (the site needs none).
+            self.logger.warning("dropped the credentials from a URL on %s", parts.hostname)
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+        return url
 
     def page_item(self, response: Response) -> Page:
         response = fix_encoding(response)
@@ -119,36 +125,6 @@ class RebelMouseSpider(scrapy.Spider):
             # The tree Scrapy parses for the spider; the split step reuses it.
             selector=selector,
         )
-
-    def incomplete(self, response: Response) -> bool:
-        """True (the fetch recorded as failed) for a page whose body may be cut short.
-
-        With neither Content-Length nor chunking the body ends when the connection closes, and
-        Scrapy flags the response ``partial``: the connection may have died half-way. Such a
-        page is kept only when its HTML visibly ends (``</html>``); otherwise it is a failed
-        fetch (``incomplete``), never stored, and the next run asks again.
-        """
-        if "partial" not in response.flags or _HTML_END.search(response.body[-4096:]):
-            return False
-        requested = (response.meta.get("redirect_urls") or [response.url])[0]
-        self.logger.warning(
-            "incomplete answer (the connection closed before the end of the page, after %d "
-            "bytes): %s",
-            len(response.body),
-            response.url,
-        )
-        self.crawler.stats.inc_value("rsarchive/fetch_failed")
-        self.crawler.stats.inc_value("rsarchive/fetch_failed/incomplete")
-        self.outcome(
-            FetchOutcome(
-                url=requested,
-                status=response.status,
-                error=f"incomplete: the connection closed after {len(response.body)} bytes, "
-                "before the end of the page",
-                feed_date=response.meta.get("feed_date"),
-            )
-        )
-        return True
 
     def read_load_more(
         self, response: Response, block: FeedBlock, position: int
@@ -217,18 +193,18 @@ class RebelMouseSpider(scrapy.Spider):
         if self._not_fetched(failure):
             return
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
-        if failure.check(RedirectRefused):
-            refused: RedirectRefused = failure.value
+        if failure.check(FetchRefused):
+            refused: FetchRefused = failure.value
             self.logger.warning("could not fetch %s: %s", request.url, refused)
-            self.crawler.stats.inc_value(f"rsarchive/redirect_failed/{refused.reason}")
+            self.crawler.stats.inc_value(f"rsarchive/fetch_failed/{refused.reason}")
             return
         self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
 
     def _not_fetched(self, failure: Failure) -> bool:
         """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
-        # HttpError (an error status after the retries) and a refused redirect are IgnoreRequests
-        # too, and failures.
-        if failure.check(HttpError, RedirectRefused) or not failure.check(IgnoreRequest):
+        # Every other IgnoreRequest (an error status after the retries, a refused redirect, a
+        # body cut short or too large) is a failure.
+        if not failure.check(IgnoreRequest) or not str(failure.value).startswith(_ROBOTS):
             return False
         request = failure.request  # type: ignore[attr-defined]
         self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
@@ -347,8 +323,6 @@ class RebelMouseSpider(scrapy.Spider):
                     feed_date=response.meta.get("feed_date"),
                 )
             )
-            return
-        if self.incomplete(response):
             return
         page = self.page_item(response)
         page.feed_date = response.meta.get("feed_date")

@@ -103,8 +103,6 @@ class ArticleSpider(RebelMouseSpider):
             yield scrapy.Request(url, callback=self.parse, errback=self.fetch_failed)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Page | scrapy.Request]:
-        if self.incomplete(response):
-            return
         page = self.page_item(response)
         # The tree Scrapy built for the page item: nothing is parsed twice. (Kept here: the
         # store step lets go of the item's tree.)

@@ -123,8 +123,6 @@ class FeedSpider(RebelMouseSpider):
 
     def parse_listing(self, response: Response, walk: Walk) -> Iterator[Page | scrapy.Request]:
         # The listing page itself is archived too: its teasers are a sighting of the feed.
-        if self.incomplete(response):
-            return
         page = self.page_item(response)
         selector = page.selector  # kept: the store step lets go of the item's tree
         yield page

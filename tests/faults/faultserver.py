@@ -157,6 +157,15 @@ def drip(body: bytes, size: int, interval: float) -> Action:
     return act
 
 
+def computed(answer: Callable[[str], Action]) -> Action:
+    """An answer made from the request's path (endless feeds, chains of sitemaps)."""
+
+    def act(c: Conn) -> None:
+        answer(c.request.path)(c)
+
+    return act
+
+
 def redirect(location: str, status: int = 302) -> Action:
     return ok(b"", status=status, headers={"Location": location})
 
@@ -198,7 +207,8 @@ class FaultServer:
     site: FixtureSite
     url: str = ""
     requests: list[Seen] = field(default_factory=list)
-    # path (with its query, else without) -> answers used in turn; the last one repeats.
+    # path (with its query, else without; a key ending in "*" is a prefix) -> answers used in
+    # turn; the last one repeats.
     routes: dict[str, list[Action]] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -232,6 +242,15 @@ class FaultServer:
         path = c.request.path
         with self._lock:
             actions = self.routes.get(path) or self.routes.get(path.split("?")[0])
+            if actions is None:
+                actions = next(
+                    (
+                        a
+                        for k, a in self.routes.items()
+                        if k.endswith("*") and path.startswith(k[:-1])
+                    ),
+                    None,
+                )
             action = (actions.pop(0) if len(actions) > 1 else actions[0]) if actions else None
         if action is not None:
             action(c)

@@ -26,7 +26,7 @@ def test_body_cut_without_length_is_a_failed_fetch_retried_next_run(server: Faul
     assert first.articles() == []
     failures, _status, error = first.failure(f"{server.url}/{SEED_KEY}")
     assert failures == 1 and error.startswith("incomplete")
-    assert re.search(rf"WARNING: incomplete answer .*{re.escape(url)}", first.log)
+    assert re.search(rf"WARNING: could not fetch {re.escape(url)}: incomplete", first.log)
     assert first.stats["rsarchive/fetch_failed/incomplete"] == 1
 
     # The same page served whole the same way (the body ends at the close) is archived.
@@ -56,8 +56,8 @@ def test_redirect_loops_and_offsite_redirects_are_failures_named_in_the_log(
         assert re.search(rf"WARNING: .*{re.escape(url)}.*{reason}", run.log), (url, run.log)
         failures, _, error = run.failure(url.rstrip("/"))
         assert failures == 1 and error.startswith(reason)
-    assert run.stats["rsarchive/redirect_failed/redirect_loop"] == 2
-    assert run.stats["rsarchive/redirect_failed/offsite_redirect"] == 1
+    assert run.stats["rsarchive/fetch_failed/redirect_loop"] == 2
+    assert run.stats["rsarchive/fetch_failed/offsite_redirect"] == 1
     # Nothing went to the other host, and the rest of the crawl went on.
     assert all(r.headers.get("host", "").startswith("127.0.0.1") for r in server.requests)
     assert f"{server.url}/{SEED_KEY}" in run.articles()
