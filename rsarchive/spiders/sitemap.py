@@ -26,6 +26,10 @@ from rsarchive.extract.sitemap import read_sitemap
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url
 
+#: Sitemap indexes nest one level (robots.txt -> index -> sitemap); a few more are tolerated, an
+#: endless chain of indexes (each listing the next) is not.
+MAX_SITEMAP_DEPTH = 4
+
 
 class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
     name = "sitemap"
@@ -63,7 +67,13 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
         for url in urls:
             yield from self._sitemap_request(url)
 
-    def _sitemap_request(self, url: str) -> Iterator[scrapy.Request]:
+    def _sitemap_request(self, url: str, depth: int = 1) -> Iterator[scrapy.Request]:
+        if depth > MAX_SITEMAP_DEPTH:
+            self.logger.warning(
+                "sitemaps nested deeper than %d levels: not reading %s", MAX_SITEMAP_DEPTH, url
+            )
+            self.crawler.stats.inc_value("rsarchive/dropped/sitemap_too_deep")
+            return
         key = normalize_url(url)
         if key in self.sitemaps_seen:
             # An index that lists itself (or a sitemap listed twice): read once.
@@ -71,7 +81,12 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
             self.crawler.stats.inc_value("rsarchive/sitemap_loop_skipped")
             return
         self.sitemaps_seen.add(key)
-        yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.feed_failed)
+        yield scrapy.Request(
+            url,
+            callback=self.parse_sitemap,
+            errback=self.feed_failed,
+            meta={"sitemap_depth": depth},
+        )
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         stats = self.crawler.stats
@@ -91,7 +106,8 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
             for entry in entries:
                 url = self.site_link(entry.get("loc") or "")
                 if url:
-                    yield from self._sitemap_request(url)
+                    depth = response.meta.get("sitemap_depth", 1) + 1
+                    yield from self._sitemap_request(url, depth)
             return
         if sitemap.type != "urlset":
             self.logger.error("not a sitemap (root <%s>): %s", sitemap.type, response.url)
