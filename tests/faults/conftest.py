@@ -79,16 +79,22 @@ EXPECTED_TEASERS = {
 
 def crawl(
     server: FaultServer,
-    db: Path,
+    db: Path | str,
     spider: str = "article",
     *args: str,
     settings: dict[str, str] | None = None,
+    log_dir: Path | None = None,
 ) -> Run:
-    """`rsarchive crawl SPIDER` as cron runs it, against the fault server."""
+    """`rsarchive crawl SPIDER` as cron runs it, against the fault server.
+
+    ``db``: a SQLite file, or a database URL (then give ``log_dir``).
+    """
     argv = ["crawl", spider, "--db", str(db), "-v"]
+    if log_dir is not None:
+        argv += ["--log-dir", str(log_dir)]
     for key, value in {**FAST, "RSARCHIVE_SITE_URL": server.url, **(settings or {})}.items():
         argv += ["-s", f"{key}={value}"]
     for arg in args:
         argv += ["-a", arg]
     proc = rsarchive(*argv)
-    return Run(proc.returncode, proc.stderr + proc.stdout, db)
+    return Run(proc.returncode, proc.stderr + proc.stdout, Path(db))

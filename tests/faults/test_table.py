@@ -16,7 +16,9 @@ SEED = "/2021/05/19/blinken-lavrov-iceland/"
 SEED_KEY = "2021/05/19/blinken-lavrov-iceland"
 
 
-def test_body_cut_without_length_is_a_failed_fetch_retried_next_run(server: FaultServer, tmp_path):
+def test_T05_a_body_cut_without_a_length_is_a_failed_fetch_retried_next_run(
+    server: FaultServer, tmp_path
+):
     page = server.fixture("seed")
     url = server.route(SEED, no_length(page, cut=len(page) // 2), no_length(page))
     db = tmp_path / "a.db"
@@ -38,7 +40,7 @@ def test_body_cut_without_length_is_a_failed_fetch_retried_next_run(server: Faul
     second.assert_whole()
 
 
-def test_redirect_loops_and_offsite_redirects_are_failures_named_in_the_log(
+def test_T16_T17_T18_redirect_loops_and_offsite_redirects_are_failures_named_in_the_log(
     server: FaultServer, tmp_path
 ):
     # The seed's second teaser loops on itself; a start URL loops; another leaves the host.
@@ -64,7 +66,7 @@ def test_redirect_loops_and_offsite_redirects_are_failures_named_in_the_log(
     run.assert_whole()
 
 
-def test_50000_nested_divs_are_walked_without_recursion(server: FaultServer, tmp_path):
+def test_T25_50000_nested_divs_are_read_without_recursion(server: FaultServer, tmp_path):
     page = server.fixture("seed").decode()
     at = page.index(">", page.index('class="body-description"')) + 1
     deep = "<div>" * 50_000 + "<p>Words at the bottom of the well.</p>" + "</div>" * 50_000
@@ -81,7 +83,7 @@ def test_50000_nested_divs_are_walked_without_recursion(server: FaultServer, tmp
     run.assert_whole()
 
 
-def test_json_at_an_article_url_is_dropped_not_html(server: FaultServer, tmp_path):
+def test_T34_json_at_an_article_url_is_dropped_not_html(server: FaultServer, tmp_path):
     body = json.dumps({"post": {"id": 1, "headline": "<h1>not a page</h1>"}}).encode()
     url = server.route(SEED, ok(body, "application/json"))
     run = crawl(server, tmp_path / "a.db", "article", f"url={url}", "feed_pages=0")
@@ -94,7 +96,9 @@ def test_json_at_an_article_url_is_dropped_not_html(server: FaultServer, tmp_pat
     assert run.failure(f"{server.url}/{SEED_KEY}")[0] == 1
 
 
-def test_sitemap_bombs_lose_no_valid_loc_and_skip_unresolvable_ones(server: FaultServer, tmp_path):
+def test_T29_sitemap_bombs_lose_no_valid_loc_and_skip_unresolvable_ones(
+    server: FaultServer, tmp_path
+):
     lol = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
     doctype = (
         f'<!DOCTYPE urlset [<!ENTITY lol0 "lol">{lol}<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
@@ -128,7 +132,7 @@ def test_sitemap_bombs_lose_no_valid_loc_and_skip_unresolvable_ones(server: Faul
     run.assert_whole()
 
 
-def test_one_get_per_normalised_url_per_run(server: FaultServer, tmp_path):
+def test_T38_one_get_per_normalised_url_per_run(server: FaultServer, tmp_path):
     base = server.url
     upper = base.replace("http://", "HTTP://")
     urls = [f"{base}{SEED}", f"{base}{SEED}?utm_source=x", f"{base}{SEED}?fbclid=1&gclid=2",
@@ -140,7 +144,9 @@ def test_one_get_per_normalised_url_per_run(server: FaultServer, tmp_path):
     assert run.articles() == [f"{base}/{SEED_KEY}"]
 
 
-def test_a_page_claiming_another_archived_url_never_overwrites_it(server: FaultServer, tmp_path):
+def test_T38_a_page_claiming_another_archived_url_never_overwrites_it(
+    server: FaultServer, tmp_path
+):
     db = tmp_path / "a.db"
     seed = server.url + SEED
     with_title = "SELECT title, body_text, declared_canonical FROM articles WHERE url = ?"
@@ -172,7 +178,7 @@ def test_a_page_claiming_another_archived_url_never_overwrites_it(server: FaultS
     run.assert_whole()
 
 
-def test_implausible_dates_are_null_with_a_warning_and_the_raw_string_kept(
+def test_T39_implausible_dates_are_null_with_a_warning_and_the_raw_string_kept(
     server: FaultServer, tmp_path
 ):
     page = server.fixture("us-strikes-iraq").decode()
@@ -195,7 +201,7 @@ def test_implausible_dates_are_null_with_a_warning_and_the_raw_string_kept(
     assert run.stats["rsarchive/implausible_date"] == 3
 
 
-def test_a_teaser_pointing_at_its_own_page_is_not_a_teaser(server: FaultServer, tmp_path):
+def test_T41_a_teaser_pointing_at_its_own_page_is_not_a_teaser(server: FaultServer, tmp_path):
     page = server.fixture("seed").decode()
     teaser = f"{server.url}/israel-hamas-deal-2666386029"
     url = server.route(SEED, ok(page.replace(teaser, server.url + SEED).encode()))
