@@ -1,22 +1,18 @@
 """Sitemaps read safely: a hostile DTD costs nothing, a bad ``<loc>`` loses nothing else.
 
 Scrapy's sitemap reader (lxml with ``recover``) stops at a billion-laughs entity, losing every
-``<loc>`` after it, and reads ``<loc>&xxe;</loc>`` as an empty URL (the site's home page). A
-sitemap has no use for a DTD: it is cut out before parsing, so no entity is ever declared, let
-alone expanded, and a ``<loc>`` that still names one (or is empty) is reported and skipped.
+``<loc>`` after it, and reads ``<loc>&xxe;</loc>`` as an empty URL (the site's home page). Here
+the DTD is cut out before parsing (``xmlsafe``), and a ``<loc>`` that still names an entity (or
+is empty) is reported and skipped.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from lxml import etree
 
-# The document type declaration with its internal subset (entity declarations live there).
-_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.IGNORECASE | re.DOTALL)
-# A DTD is at the top of a document; no need to look further for one.
-_HEAD = 256 * 1024
+from rsarchive.extract.xmlsafe import parse_xml
 
 
 @dataclass
@@ -28,18 +24,7 @@ class SitemapDoc:
 
 def read_sitemap(body: bytes) -> SitemapDoc:
     """The entries of a sitemap or sitemap index, in order, and the ``<loc>``s left out."""
-    head = _DOCTYPE.sub(b"", body[:_HEAD], count=1)
-    parser = etree.XMLParser(
-        recover=True,
-        remove_comments=True,
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
-    )
-    try:
-        root = etree.fromstring(head + body[_HEAD:], parser=parser)
-    except etree.XMLSyntaxError:
-        root = None
+    root = parse_xml(body)
     if root is None:
         return SitemapDoc(None)
     doc = SitemapDoc(_local(root.tag))

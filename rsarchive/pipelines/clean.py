@@ -134,17 +134,11 @@ class PageLogFormatter(logformatter.LogFormatter):
 
     def dropped(self, item: Any, exception: BaseException, response: Any, spider: Any) -> Any:
         result = super().dropped(item, exception, response, spider)
-        if isinstance(item, Page):
-            result["msg"] = "Dropped %(url)s: %(exception)s"
-            result["args"] = {"url": item.url, "exception": exception}
-        return result
+        return _by_url(result, item, "Dropped %(url)s: %(exception)s", exception)
 
     def item_error(self, item: Any, exception: BaseException, response: Any, spider: Any) -> Any:
         result = super().item_error(item, exception, response, spider)
-        if isinstance(item, Page):
-            result["msg"] = "Error processing %(url)s: %(exception)r"
-            result["args"] = {"url": item.url, "exception": exception}
-        return result
+        return _by_url(result, item, "Error processing %(url)s: %(exception)r", exception)
 
     def scraped(self, item: Any, response: Any, spider: Any) -> Any:
         result = super().scraped(item, response, spider)
@@ -156,3 +150,11 @@ class PageLogFormatter(logformatter.LogFormatter):
                 "teasers": len(item.teasers),
             }
         return result
+
+
+def _by_url(result: Any, item: Any, msg: str, exception: BaseException) -> Any:
+    """A log entry naming the page by its URL instead of the whole item."""
+    if isinstance(item, Page):
+        result["msg"] = msg
+        result["args"] = {"url": item.url, "exception": exception}
+    return result

@@ -407,3 +407,21 @@ def test_T48_a_second_run_over_the_same_site_changes_nothing_but_sighting_times(
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM crawl_runs").fetchone() == (2,)
     second.assert_whole()
+
+
+def test_T31_an_rss_feed_with_a_billion_laughs_dtd_loses_no_item(server: FaultServer, tmp_path):
+    rss = server.fixture("/feeds/feed.rss").decode()
+    lol = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+    dtd = f'<!DOCTYPE rss [<!ENTITY lol0 "lol">{lol}<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    first = rss.index("<item>")
+    bad = "<item><title>&lol9;</title><link>&lol9;</link></item><item><link>&xxe;</link></item>"
+    rss = rss.replace("?>", "?>" + dtd, 1) if rss.startswith("<?xml") else dtd + rss
+    first = rss.index("<item>")
+    server.route("/feeds/feed.rss", ok((rss[:first] + bad + rss[first:]).encode(),
+                                       "application/rss+xml"))  # fmt: skip
+    server.route("/feed/", ok(b"", "application/rss+xml"))
+    run = crawl(server, tmp_path / "a.db", "feed", settings={"RSARCHIVE_FEED_MAX_PAGES": "1"})
+
+    assert run.stats["rsarchive/feed_items"] == rss.count("<item>")
+    assert not [p for p in server.paths() if "passwd" in p or "xxe" in p or "lol" in p]
+    assert "Traceback" not in run.log
