@@ -191,7 +191,7 @@ def gzip_bomb(size: int, encoding: str = "gzip") -> bytes:
     if encoding == "br":
         import brotli
 
-        return brotli.compress(zeros)
+        return brotli.compress(zeros, quality=5)
     if encoding == "zstd":
         import zstandard
 

@@ -349,7 +349,7 @@ def test_T41_ten_thousand_teasers_and_odd_ones_are_kept_whole_or_skipped(
         )
     )
     server.route(SEED, ok((seed[:start] + many + odd + seed[start:]).encode()))
-    # 10,004 teasers of the seed's full markup: 49 MB.
+    # 10,007 teasers in the seed's full markup: 49 MB.
     run = crawl(server, tmp_path / "a.db", "article", f"url={server.url}{SEED}", "feed_pages=0",
                 settings={"DOWNLOAD_MAXSIZE": str(64 * 1024 * 1024)})  # fmt: skip
 
