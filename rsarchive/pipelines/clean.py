@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scrapy import logformatter
 from scrapy.exceptions import DropItem
 
+from rsarchive.dates import latest_plausible, plausible
 from rsarchive.items import Article, Page, Teaser
 from rsarchive.urls import normalize_url, page_identity, same_site
 
 logger = logging.getLogger(__name__)
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-# Dates outside this window are misread or made up: none of the site's posts predates it, and
-# none is published more than a couple of days (time zones, scheduled posts) after the fetch.
-OLDEST_DATE = "1990-01-01T00:00:00Z"
-FUTURE_SLACK = timedelta(days=2)
 
 
 class NotArchivable(DropItem):
@@ -49,7 +45,7 @@ class CleanPipeline:
             raise
         if item.article is not None:
             self._identify(item, item.article)
-        latest = _later(item.fetched_at, FUTURE_SLACK)
+        latest = latest_plausible(item.fetched_at)
         if item.article is not None:
             self._dates(item.article, item.url, latest, ("published_at", "modified_at"))
         own = {normalize_url(item.url), item.article.url if item.article else ""}
@@ -90,7 +86,7 @@ class CleanPipeline:
         found on the page is kept beside it."""
         for name in fields:
             value = getattr(item, name)
-            if value is None or OLDEST_DATE <= value <= latest:
+            if value is None or plausible(value, latest):
                 continue
             raw = getattr(item, f"{name}_raw", None)
             logger.warning(
@@ -118,15 +114,6 @@ class CleanPipeline:
             raise NotArchivable("no_headline", "the main article has no headline")
         if page.article is None and not page.teasers:
             raise NotArchivable("no_content", "neither a main article nor keep-reading teasers")
-
-
-def _later(iso: str, delta: timedelta) -> str:
-    """``iso`` (ISO 8601 UTC) plus ``delta``, in the same form; now plus ``delta`` if unreadable."""
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        when = datetime.now(UTC)
-    return (when + delta).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PageLogFormatter(logformatter.LogFormatter):

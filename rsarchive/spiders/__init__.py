@@ -24,6 +24,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.fetchstate import Held
 from rsarchive.config import SettingError, get_site_url
+from rsarchive.dates import latest_plausible, plausible
 from rsarchive.extract.depth import MAX_DEPTH, flatten_markup, too_deep
 from rsarchive.extract.rebelmouse import (
     FeedBlock,
@@ -289,6 +290,13 @@ class RebelMouseSpider(scrapy.Spider):
         key = normalize_url(url)
         if key in self._scheduled:
             return
+        if date and not plausible(date, latest_plausible()):
+            # A lastmod of 9999 would make the page look newer than our copy on every run.
+            self.logger.warning(
+                "implausible date %s for %s in a feed or sitemap: ignored", date, url
+            )
+            self.crawler.stats.inc_value("rsarchive/implausible_date")
+            date = None
         known = held.get(key)
         if known is None:
             yield from self.article_request(url, known, date, "new")

@@ -425,3 +425,22 @@ def test_T31_an_rss_feed_with_a_billion_laughs_dtd_loses_no_item(server: FaultSe
     assert run.stats["rsarchive/feed_items"] == rss.count("<item>")
     assert not [p for p in server.paths() if "passwd" in p or "xxe" in p or "lol" in p]
     assert "Traceback" not in run.log
+
+
+def test_T39_a_sitemap_lastmod_in_9999_does_not_refetch_the_page_every_run(
+    server: FaultServer, tmp_path
+):
+    sitemap = (
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{server.url}{SEED}</loc><lastmod>9999-12-31T00:00:00Z</lastmod></url>"
+        "</urlset>"
+    ).encode()
+    server.route("/future.xml", ok(sitemap, "application/xml"))
+    db = tmp_path / "a.db"
+    first = crawl(server, db, "sitemap", "sitemap=/future.xml")
+    second = crawl(server, db, "sitemap", "sitemap=/future.xml")
+
+    assert (first.code, second.code) == (0, 0), second.log
+    assert server.gets(SEED) == 1  # new the first time; held, and not "newer", the second
+    assert second.stats["rsarchive/implausible_date"] == 1
+    assert re.search(r"WARNING: implausible date 9999-12-31.* in a feed or sitemap", second.log)
