@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+
+from conftest import rsarchive
 
 from faults.conftest import crawl
 from faults.faultserver import FaultServer, no_length, ok, redirect
@@ -81,6 +84,16 @@ def test_T25_50000_nested_divs_are_read_without_recursion(server: FaultServer, t
     assert run.rows("SELECT COUNT(*) FROM teasers")[0][0] == 3
     assert run.stats["rsarchive/page_warning/deep_tree"] == 1
     run.assert_whole()
+
+    # Re-read from the stored capture (no network), the page is read the same way.
+    rebuilt = tmp_path / "rebuilt.db"
+    again = rsarchive("reparse", "--db", str(run.db), "--into", str(rebuilt))
+    assert again.returncode == 0, again.stderr
+    assert "RecursionError" not in again.stderr
+    with sqlite3.connect(rebuilt) as conn:
+        ((text,),) = conn.execute("SELECT body_text FROM articles").fetchall()
+        assert "Words at the bottom of the well." in text
+        assert conn.execute("SELECT COUNT(*) FROM teasers").fetchone() == (3,)
 
 
 def test_T34_json_at_an_article_url_is_dropped_not_html(server: FaultServer, tmp_path):
