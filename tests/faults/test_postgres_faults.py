@@ -36,7 +36,7 @@ def test_T32_T33_charsets_nul_and_odd_code_points_on_postgresql(
                   .encode("utf-8", "surrogatepass"), "text/html; charset=utf-8"),
     }  # fmt: skip
     for path, (body, ctype) in pages.items():
-        server.route(path, ok(body, ctype, headers={"X-Odd": "a\x01b"}))
+        server.route(path, ok(body, ctype, headers={"X-Odd": "a\x00b\x01c"}))
     url = pg.new_database()
     urls = ",".join(server.url + p for p in pages)
     run = crawl(server, url, "article", f"urls={urls}", "feed_pages=0", log_dir=tmp_path)
