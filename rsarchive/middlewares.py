@@ -1,24 +1,33 @@
-"""Downloader middlewares: robots.txt that fails means fetch nothing; Retry-After is honoured.
+"""Downloader middlewares: robots.txt that fails means fetch nothing; Retry-After is honoured;
+a redirect loop or a redirect off the site, a compressed body cut short or past the size limit
+are failures, not silent drops.
 
-Both replace a Scrapy built-in at its own priority (see ``DOWNLOADER_MIDDLEWARES`` in settings).
+Each replaces a Scrapy built-in at its own priority (see ``DOWNLOADER_MIDDLEWARES`` in settings).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import struct
 import time
+import zlib
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
 from rsarchive.config import get_float
+from rsarchive.urls import same_site
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -163,3 +172,121 @@ def retry_after_seconds(value: bytes | None, now: float | None = None) -> float 
     if when.tzinfo is None:  # an HTTP-date is always GMT
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class FetchRefused(IgnoreRequest):
+    """An answer not used, and why (``reason``): the request is a failed fetch, counted as
+    ``rsarchive/fetch_failed/<reason>`` and recorded for the next run (Scrapy would drop an
+    ``IgnoreRequest`` at DEBUG)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class RedirectRefused(FetchRefused):
+    """A redirect not followed (``redirect_loop``, ``offsite_redirect``, ...)."""
+
+
+class SiteRedirectMiddleware(RedirectMiddleware):
+    """Scrapy's redirect middleware, saying why it does not follow a redirect.
+
+    Scrapy drops a redirect loop after ``REDIRECT_MAX_TIMES`` hops and an off-site target in the
+    offsite middleware, both as ``IgnoreRequest`` logged at DEBUG: the page would be lost
+    without a word. Here the request fails with a reason the spider logs, counts and records:
+    ``redirect_loop`` (a target already in the chain, caught at once), ``offsite_redirect``
+    (a target off the configured site, never requested) and ``too_many_redirects``.
+    """
+
+    def _redirect(self, redirected: Request, request: Request, reason: Any) -> Request:
+        chain = [*request.meta.get("redirect_urls", []), request.url]
+        target = redirected.url.split("#", 1)[0]
+        if target in (u.split("#", 1)[0] for u in chain):
+            raise RedirectRefused("redirect_loop", f"{request.url} redirects back to {target}")
+        site_url = self.crawler.settings.get("RSARCHIVE_SITE_URL")
+        if site_url and not same_site(target, site_url):
+            raise RedirectRefused("offsite_redirect", f"{request.url} redirects to {target}")
+        try:
+            return super()._redirect(redirected, request, reason)
+        except RedirectRefused:
+            raise
+        except IgnoreRequest:
+            raise RedirectRefused(
+                "too_many_redirects",
+                f"{request.url} redirects more than {self.max_redirect_times} times",
+            ) from None
+
+
+class WholeBodyMiddleware(HttpCompressionMiddleware):
+    """Scrapy's decompression, and no body that may be cut short taken as a page.
+
+    - Scrapy returns "as much data as possible" of a truncated gzip, deflate or zstd stream: a
+      page cut half-way would be archived as if whole. Here it is a failed fetch (``incomplete``).
+    - A body with neither Content-Length nor chunking ends when the connection closes (Scrapy
+      flags it ``partial``): the connection may have died half-way. An HTML page is kept only
+      when it visibly ends (``</html>``), else it is a failed fetch (``incomplete``).
+    - A body past ``DOWNLOAD_MAXSIZE`` once decompressed (a compression bomb) is a failed fetch
+      (``too_large``), not an ``IgnoreRequest`` nobody hears of.
+    """
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        try:
+            result = super().process_response(request, response)
+        except FetchRefused:
+            raise
+        except IgnoreRequest as exc:
+            raise FetchRefused("too_large", str(exc)) from None
+        if (
+            isinstance(result, HtmlResponse)
+            and "partial" in result.flags
+            and not _HTML_END.search(result.body[-4096:])
+        ):
+            raise FetchRefused(
+                "incomplete",
+                f"the connection closed after {len(result.body)} bytes, before the end of the page",
+            )
+        return result
+
+    def _decode(self, body: bytes, encoding: bytes, max_size: int) -> bytes:  # type: ignore[override]
+        decoded = super()._decode(body, encoding, max_size)
+        if not _stream_complete(body, encoding, decoded):
+            raise FetchRefused(
+                "incomplete",
+                f"the {encoding.decode('latin-1')} stream ends before its end "
+                f"({len(body)} bytes received)",
+            )
+        return decoded
+
+
+# The end of an HTML document: how a body that ended with the connection shows it is whole.
+_HTML_END = re.compile(rb"</html\s*>(?:\s|<!--.*?-->)*$", re.IGNORECASE | re.DOTALL)
+
+
+def _stream_complete(body: bytes, encoding: bytes, decoded: bytes) -> bool:
+    """Whether a compressed body reached the end of its stream (its checksum trailer matches).
+
+    Checksums of the decoded bytes are cheap; the bytes are never decompressed twice for gzip
+    and zlib. Raw deflate has no trailer to check: it is taken as it is.
+    """
+    if encoding in (b"gzip", b"x-gzip"):
+        if len(body) < 18:
+            return False
+        crc, size = struct.unpack("<II", body[-8:])
+        return crc == zlib.crc32(decoded) and size == len(decoded) & 0xFFFFFFFF
+    if encoding == b"deflate":
+        if len(body) < 6 or (body[0] & 0x0F) != 8 or ((body[0] << 8) | body[1]) % 31:
+            return True  # raw deflate
+        return struct.unpack(">I", body[-4:])[0] == zlib.adler32(decoded)
+    if encoding == b"br":
+        import brotli
+
+        decompressor = brotli.Decompressor()
+        decompressor.process(body)
+        return decompressor.is_finished()
+    if encoding == b"zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        reader.decompress(body)
+        return reader.eof
+    return True

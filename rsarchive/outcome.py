@@ -51,7 +51,14 @@ REASON_EXIT_CODES = {
 }
 
 #: Stats that count a page the run did not archive.
-FAILURE_STATS = ("rsarchive/fetch_failed", "rsarchive/store_failed", "rsarchive/start_url_offsite")
+FAILURE_STATS = (
+    "rsarchive/fetch_failed",
+    "rsarchive/store_failed",
+    "rsarchive/start_url_offsite",
+    # A bug while processing a page (the pipeline's or a spider callback's): recorded, retried.
+    "rsarchive/item_error",
+    "rsarchive/spider_error",
+)
 DROPPED_PREFIX = "rsarchive/dropped/"
 #: 404/410 answers for articles the archive holds: recorded (``removed_at``), not failures.
 GONE_ARCHIVED = "rsarchive/gone_archived"

@@ -81,6 +81,12 @@ DOWNLOADER_MIDDLEWARES = {
     # Retries wait for a 429/503's Retry-After.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "rsarchive.middlewares.RetryAfterMiddleware": 550,
+    # A redirect loop or a redirect off the site is a failure the log names, not a silent drop.
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "rsarchive.middlewares.SiteRedirectMiddleware": 600,
+    # A body cut short (compressed or not) is a failed fetch, not a page; so is a bomb.
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "rsarchive.middlewares.WholeBodyMiddleware": 590,
     # Answers from the bundled fixture site; only switched on by `rsarchive demo`. Last in line,
     # so robots.txt, offsite filtering and the User-Agent still apply.
     "rsarchive.demo.FixtureSiteMiddleware": 990,

@@ -81,3 +81,21 @@ def is_home(url: str) -> bool:
     """True for the site's home page (a canonical pointing there is a template default)."""
     parts = urlsplit(normalize_url(url))
     return parts.path in ("", "/") and not parts.query
+
+
+def page_identity(declared: str, fetched: str) -> tuple[str, str | None]:
+    """The archive key of a page fetched at ``fetched`` that declares the canonical URL
+    ``declared``, and the declared URL when it names another page (kept for review).
+
+    A canonical that is the page's own address (after normalisation, ``www.`` and scheme
+    aside) is the key, as the site means it. One that names another page is not trusted: a page
+    must never take another URL's place in the archive, so it is kept under its own URL.
+    """
+    own = normalize_url(fetched)
+    key = normalize_url(declared)
+    a, b = urlsplit(key), urlsplit(own)
+    same = a.netloc.removeprefix("www.") == b.netloc.removeprefix("www.") and (a.path, a.query) == (
+        b.path,
+        b.query,
+    )
+    return (key, None) if same else (own, key)

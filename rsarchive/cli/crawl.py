@@ -434,7 +434,7 @@ def _iso(value: Any) -> str | None:
 
 
 def _why(summary: dict[str, Any], outcome: Outcome) -> str:
-    from rsarchive.outcome import failures
+    from rsarchive.outcome import DROPPED_PREFIX, FAILURE_STATS, failures
 
     code = summary["exit_code"]
     stats = summary["stats"]
@@ -462,10 +462,7 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
         parts = [
             f"{k.removeprefix('rsarchive/')}: {v}"
             for k, v in stats.items()
-            if k.startswith(
-                ("rsarchive/fetch_failed", "rsarchive/store_failed", "rsarchive/dropped/")
-            )
-            or k == "rsarchive/start_url_offsite"
+            if k.startswith((*FAILURE_STATS, DROPPED_PREFIX))
         ]
         noun = "failure" if count == 1 else "failures"
         return f"{run} finished with {count} {noun} ({', '.join(parts)}) (exit {code})"

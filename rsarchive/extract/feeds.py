@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from rsarchive.extract.metadata import parse_date
+from rsarchive.extract.xmlsafe import parse_xml
 from rsarchive.urls import normalize_url
 
 # Item date elements, any of which may carry the post's latest change (RebelMouse RSS gives
@@ -35,25 +36,12 @@ class FeedEntry:
     date_raw: str | None = None
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        recover=True,
-        remove_comments=True,
-        remove_pis=True,
-        huge_tree=False,
-    )
-
-
 def parse_feed(body: bytes, base: str) -> list[FeedEntry]:
     """The items of an RSS 2.0 or Atom feed, in feed order (an unreadable feed gives none)."""
     if not body.strip():
         return []
-    try:
-        root = etree.fromstring(body, parser=_parser())
-    except etree.XMLSyntaxError:
-        return []
+    # Without its DTD: a billion-laughs entity loses no item, an external one is never read.
+    root = parse_xml(body)
     if root is None:
         return []
     entries: dict[str, FeedEntry] = {}

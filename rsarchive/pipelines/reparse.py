@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import DropItem
-from scrapy.http import TextResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.settings import Settings
 from scrapy.statscollectors import StatsCollector
@@ -32,7 +31,7 @@ from rsarchive.extract.loadmore import keep_feed_teasers, parse_load_more
 from rsarchive.items import FeedPage, Page
 from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
 from rsarchive.pipelines.split import SplitPipeline
-from rsarchive.spiders import fix_encoding
+from rsarchive.spiders import fix_encoding, page_selector
 from rsarchive.urls import normalize_url
 
 
@@ -74,7 +73,7 @@ def page_from_capture(capture: Any, body: bytes) -> Page:
         content_type=capture.content_type,
         headers=headers,
         body=body,
-        selector=response.selector if isinstance(response, TextResponse) else None,
+        selector=page_selector(response)[0],
     )
 
 

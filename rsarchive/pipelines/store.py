@@ -43,6 +43,8 @@ class StorePipeline:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(self.item_error, signal=signals.item_error)
+        crawler.signals.connect(self.spider_error, signal=signals.spider_error)
         crawler.signals.connect(self.fetch_outcome, signal=rs_signals.fetch_outcome)
 
     @classmethod
@@ -157,6 +159,25 @@ class StorePipeline:
         urls = dict.fromkeys(u for u in (item.requested_url, item.url) if u)
         future = self.writer.submit(_mark_removed, self.archive, list(urls), item.status)
         future.add_done_callback(self._removed)
+
+    def item_error(self, item: Any, response: Any, spider: Any, failure: Any) -> None:
+        """A bug while processing one page (Scrapy logged it): the page is a failed fetch,
+        counted and retried next run; the other pages go on."""
+        if isinstance(item, (Page, FeedPage)):
+            url = item.requested_url or item.url
+            self._failed("item_error", url, getattr(item, "status", None), failure)
+
+    def spider_error(self, failure: Any, response: Any, spider: Any) -> None:
+        """A bug in a spider callback while reading a page: the same, as ``spider_error``."""
+        if response is not None:
+            url = (response.meta.get("redirect_urls") or [response.url])[0]
+            self._failed("spider_error", url, response.status, failure)
+
+    def _failed(self, kind: str, url: str, status: int | None, failure: Any) -> None:
+        self.stats.inc_value(f"rsarchive/{kind}")
+        error = f"{kind}: {failure.type.__name__}: {failure.getErrorMessage()}"[:500]
+        if self.archive is not None:
+            self._record(FetchOutcome(url=url, status=status, error=error))
 
     def _removed(self, future: Any) -> None:
         try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
+from parsel import Selector
 from scrapy.exceptions import CloseSpider, IgnoreRequest
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +25,8 @@ from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.engine import as_database_url
 from rsarchive.archive.fetchstate import Held
 from rsarchive.config import SettingError, get_float, get_site_url
+from rsarchive.dates import latest_plausible, plausible
+from rsarchive.extract.depth import MAX_DEPTH, flatten_markup, too_deep
 from rsarchive.extract.loadmore import (
     FeedBlock,
     LoadMorePage,
@@ -32,7 +35,11 @@ from rsarchive.extract.loadmore import (
 )
 from rsarchive.extract.text import trust_utf8
 from rsarchive.items import FeedPage, FetchOutcome, Page
+from rsarchive.middlewares import FetchRefused
 from rsarchive.urls import normalize_url, same_site, site_host
+
+# How robots.txt refusals read (Scrapy's, and rsarchive.middlewares' when it is unavailable).
+_ROBOTS = ("Forbidden by robots.txt", "robots.txt unavailable")
 
 
 class RebelMouseSpider(scrapy.Spider):
@@ -91,12 +98,28 @@ class RebelMouseSpider(scrapy.Spider):
     def site_link(self, url: str) -> str | None:
         """An absolute URL on the configured site (relative ones are joined), else None."""
         url = urljoin(self.site_url + "/", url.strip())
-        return url if same_site(url, self.site_url) else None
+        if not same_site(url, self.site_url):
+            return None
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            # Credentials in a URL are never sent (the site needs none).
+            self.logger.warning("dropped the credentials from a URL on %s", parts.hostname)
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+        return url
 
     def page_item(self, response: Response) -> Page:
         response = fix_encoding(response)
         headers = response_headers(response)
         redirects = response.meta.get("redirect_urls") or [response.url]
+        selector, flattened = page_selector(response)
+        if flattened:
+            self.logger.warning(
+                "deep_tree: %s nests tags deeper than %d levels: read with the deeper tags "
+                "left out (their text kept)",
+                response.url,
+                MAX_DEPTH,
+            )
+            self.crawler.stats.inc_value("rsarchive/page_warning/deep_tree")
         return Page(
             url=response.url,
             status=response.status,
@@ -106,7 +129,7 @@ class RebelMouseSpider(scrapy.Spider):
             headers=headers,
             body=response.body,
             # The tree Scrapy parses for the spider; the split step reuses it.
-            selector=response.selector if isinstance(response, TextResponse) else None,
+            selector=selector,
         )
 
     def read_load_more(
@@ -175,13 +198,19 @@ class RebelMouseSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         if self._not_fetched(failure):
             return
-        self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("rsarchive/fetch_failed")
+        if failure.check(FetchRefused):
+            refused: FetchRefused = failure.value
+            self.logger.warning("could not fetch %s: %s", request.url, refused)
+            self.crawler.stats.inc_value(f"rsarchive/fetch_failed/{refused.reason}")
+            return
+        self.logger.error("could not fetch %s: %s", request.url, failure.getErrorMessage())
 
     def _not_fetched(self, failure: Failure) -> bool:
         """A request we chose not to send (robots.txt forbids it): no failure, nothing recorded."""
-        # HttpError (an error status after the retries) is an IgnoreRequest too, and a failure.
-        if failure.check(HttpError) or not failure.check(IgnoreRequest):
+        # Every other IgnoreRequest (an error status after the retries, a refused redirect, a
+        # body cut short or too large) is a failure.
+        if not failure.check(IgnoreRequest) or not str(failure.value).startswith(_ROBOTS):
             return False
         request = failure.request  # type: ignore[attr-defined]
         self.logger.info("not fetched: %s (%s)", request.url, failure.getErrorMessage())
@@ -267,6 +296,13 @@ class RebelMouseSpider(scrapy.Spider):
         key = normalize_url(url)
         if key in self._scheduled:
             return
+        if date and not plausible(date, latest_plausible()):
+            # A lastmod of 9999 would make the page look newer than our copy on every run.
+            self.logger.warning(
+                "implausible date %s for %s in a feed or sitemap: ignored", date, url
+            )
+            self.crawler.stats.inc_value("rsarchive/implausible_date")
+            date = None
         known = held.get(key)
         if known is None:
             yield from self.article_request(url, known, date, "new")
@@ -312,6 +348,17 @@ def response_headers(response: Response) -> dict[str, str]:
     return {
         k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()
     }
+
+
+def page_selector(response: Response) -> tuple[Selector | None, bool]:
+    """The parsed tree of an HTML answer (None for anything else: JSON, XML, images), and
+    whether the page had to be flattened first (``rsarchive.extract.depth``)."""
+    if not isinstance(response, HtmlResponse):
+        return None, False
+    selector = response.selector
+    if not too_deep(selector.root):
+        return selector, False
+    return Selector(text=flatten_markup(response.text), type="html"), True
 
 
 def fix_encoding(response: Response) -> Response:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.http import Response, TextResponse
+from scrapy.http import Response
 
 from rsarchive.config import get_int
 from rsarchive.extract.loadmore import FeedBlock, feed_block
 from rsarchive.items import FeedPage, Page
 from rsarchive.spiders import RebelMouseSpider
-from rsarchive.urls import normalize_url
+from rsarchive.urls import normalize_url, page_identity
 
 DEFAULT_FEED_PAGES = 1
 
@@ -93,17 +93,28 @@ class ArticleSpider(RebelMouseSpider):
                 )
                 stats.inc_value("rsarchive/start_url_offsite")
                 continue
-            self._scheduled.add(normalize_url(url))
+            key = normalize_url(url)
+            if key in self._scheduled:
+                # The same page under tracking parameters, a fragment, another case: once.
+                self.logger.info("skipping %s: the same page as an earlier start URL", given)
+                stats.inc_value("rsarchive/start_url_repeated")
+                continue
+            self._scheduled.add(key)
             yield scrapy.Request(url, callback=self.parse, errback=self.fetch_failed)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Page | scrapy.Request]:
-        yield self.page_item(response)
-        if response.status != 200 or not isinstance(response, TextResponse):
+        page = self.page_item(response)
+        # The tree Scrapy built for the page item: nothing is parsed twice. (Kept here: the
+        # store step lets go of the item's tree.)
+        selector = page.selector
+        yield page
+        if response.status != 200 or selector is None:
             return
         if not (self.follow or self.feed_pages):
             return
-        # The tree Scrapy built for the page item: nothing is parsed twice.
-        block = feed_block(response.selector, response.url)
+        block = feed_block(selector, response.url)
+        # Its teasers belong to the page they were seen on (see ``rsarchive.urls.page_identity``).
+        block.page_key = page_identity(block.page_key, response.url)[0]
         if self.follow:
             yield from self._follow(block.post_urls)
         if self.feed_pages and block.has_more:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.http import Response, TextResponse
+from scrapy.http import Response
 
 from rsarchive.config import get_float, get_int
 from rsarchive.extract.feeds import parse_feed
@@ -123,10 +123,12 @@ class FeedSpider(RebelMouseSpider):
 
     def parse_listing(self, response: Response, walk: Walk) -> Iterator[Page | scrapy.Request]:
         # The listing page itself is archived too: its teasers are a sighting of the feed.
-        yield self.page_item(response)
-        if response.status != 200 or not isinstance(response, TextResponse):
+        page = self.page_item(response)
+        selector = page.selector  # kept: the store step lets go of the item's tree
+        yield page
+        if response.status != 200 or selector is None:
             return
-        block = feed_block(response.selector, response.url)
+        block = feed_block(selector, response.url)
         walk.shown.update(normalize_url(u) for u in block.post_urls)
         yield from self._fetch_new(walk, [u for u in block.post_urls if self.site_link(u)])
         if walk.caught_up:

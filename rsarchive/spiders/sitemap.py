@@ -4,8 +4,9 @@ scrapy crawl sitemap
 scrapy crawl sitemap -a sitemap=/feeds/sitemaps/sitemap_1.xml.gz    # one sitemap (or index)
 
 The sitemaps come from the ``Sitemap:`` lines of robots.txt (else ``/sitemap.xml``). Sitemap
-indexes, gzip and ``lastmod`` are understood through Scrapy's own sitemap support (its lxml parser
-never expands entities; gunzip stops at DOWNLOAD_MAXSIZE). An article is fetched when the archive
+indexes, gzip (Scrapy's gunzip, stopping at DOWNLOAD_MAXSIZE) and ``lastmod`` are understood; the
+XML is read without its DTD (``rsarchive.extract.sitemap``): no entity is ever expanded, and an
+empty or unresolvable ``<loc>`` is skipped with a warning. An article is fetched when the archive
 does not hold it, when its last fetch failed, or when its ``lastmod`` is newer than what we hold,
 so a re-run over an unchanged site fetches only the sitemaps.
 """
@@ -18,11 +19,16 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response
 from scrapy.spiders import SitemapSpider as ScrapySitemapSpider
-from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
+from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from rsarchive.extract.metadata import parse_date
+from rsarchive.extract.sitemap import read_sitemap
 from rsarchive.spiders import RebelMouseSpider
 from rsarchive.urls import normalize_url
+
+#: Sitemap indexes nest one level (robots.txt -> index -> sitemap); a few more are tolerated, an
+#: endless chain of indexes (each listing the next) is not.
+MAX_SITEMAP_DEPTH = 4
 
 
 class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
@@ -61,7 +67,13 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
         for url in urls:
             yield from self._sitemap_request(url)
 
-    def _sitemap_request(self, url: str) -> Iterator[scrapy.Request]:
+    def _sitemap_request(self, url: str, depth: int = 1) -> Iterator[scrapy.Request]:
+        if depth > MAX_SITEMAP_DEPTH:
+            self.logger.warning(
+                "sitemaps nested deeper than %d levels: not reading %s", MAX_SITEMAP_DEPTH, url
+            )
+            self.crawler.stats.inc_value("rsarchive/dropped/sitemap_too_deep")
+            return
         key = normalize_url(url)
         if key in self.sitemaps_seen:
             # An index that lists itself (or a sitemap listed twice): read once.
@@ -69,7 +81,12 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
             self.crawler.stats.inc_value("rsarchive/sitemap_loop_skipped")
             return
         self.sitemaps_seen.add(key)
-        yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.feed_failed)
+        yield scrapy.Request(
+            url,
+            callback=self.parse_sitemap,
+            errback=self.feed_failed,
+            meta={"sitemap_depth": depth},
+        )
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         stats = self.crawler.stats
@@ -79,14 +96,18 @@ class SitemapSpider(RebelMouseSpider, ScrapySitemapSpider):
             self.logger.error("not a readable sitemap (or larger than allowed): %s", response.url)
             stats.inc_value("rsarchive/dropped/sitemap_invalid")
             return
-        sitemap = Sitemap(body)
-        entries = list(sitemap)
+        sitemap = read_sitemap(body)
+        entries = sitemap.entries
+        for why in sitemap.skipped:
+            self.logger.warning("skipping <loc> in %s: %s", response.url, why)
+            stats.inc_value("rsarchive/sitemap_loc_skipped")
         stats.inc_value("rsarchive/sitemaps_read")
         if sitemap.type == "sitemapindex":
             for entry in entries:
                 url = self.site_link(entry.get("loc") or "")
                 if url:
-                    yield from self._sitemap_request(url)
+                    depth = response.meta.get("sitemap_depth", 1) + 1
+                    yield from self._sitemap_request(url, depth)
             return
         if sitemap.type != "urlset":
             self.logger.error("not a sitemap (root <%s>): %s", sitemap.type, response.url)

@@ -40,6 +40,10 @@ _ARTICLE = {
     "content_hash": "SHA-256 over the normalised title, subtitle, body and authors: changes when "
     "the content changes",
     "parser_version": "Version of the extractor that last read this article from its page",
+    "extractor": "Which extractor read it: rebelmouse (the page parser) or generic (the last "
+    "resort for a page without a RebelMouse post block)",
+    "declared_canonical": "The canonical URL the page declared when it names another page: the "
+    "article is kept under the URL it was fetched from, never in that other page's place",
     "lists_hash": "Digest of the stored author, tag and inline-image lists",
     "first_seen_at": "When the archive first stored this article, ISO 8601 UTC",
     "last_seen_at": "When a crawl last saw this article, ISO 8601 UTC",

@@ -1,0 +1,1 @@
+"""The fault catalogue (issue 10): real crawls against a hostile loopback server."""
