@@ -31,6 +31,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         for line in lines:
             terminalreporter.write_line(line)
 
+
 #: An HTTP answer: status, headers, body.
 Answer = tuple[int, dict[str, str], bytes]
 

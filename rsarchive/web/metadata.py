@@ -33,10 +33,6 @@ _ARTICLE = {
     "javascript: URL); shown here sanitised once more",
     "word_count": "Words in body_text",
     "language": "Language code of the page (e.g. en)",
-    "extractor": "Which extractor read the page: rebelmouse (the page parser) or generic (the "
-    "last resort for an article page without a RebelMouse post block)",
-    "declared_canonical": "The canonical URL the page declared, when it is not the page's own "
-    "URL (kept for review)",
     "content_hash": "SHA-256 over the normalised title, subtitle, body and authors: changes when "
     "the content changes",
     "parser_version": "Version of the extractor that last read this article from its page",
