@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import datasette
+import datasette.handle_exception
 import jinja2
 import jinja2.meta
 import markupsafe
@@ -35,6 +36,12 @@ from rsarchive.archive.queries import BadQuery, NotFound, fts_query
 
 from .article import Links, article_page, body_markup, reader_date, reader_for
 from .charts import archive_charts
+
+# py-wacz (rsarchive export --format wacz) brings in rich (frictionless -> typer). With rich
+# importable, Datasette 0.65's default error page prints a rich traceback outside an except
+# block, which raises: every 404 became a bare 500 without the security headers below. Only that
+# console traceback is given up.
+datasette.handle_exception.rich = None
 
 HTML_COLUMNS = frozenset({"body_html"})
 SNIPPET_COLUMN = "snippet"
