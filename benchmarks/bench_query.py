@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rsarchive.archive import create_schema, make_engine  # noqa: E402
+from rsarchive.archive import make_engine  # noqa: E402
 from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
+from rsarchive.archive.schema import prepare_schema  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
 
 SITE = "https://responsiblestatecraft.org"
@@ -134,9 +135,13 @@ def build(path: Path, n: int) -> None:
                 picks.append(words[bisect.bisect(cum, rng.random() * total)])
         return " ".join(picks)
 
+    # The archive as a crawl creates it: the schema stamped with its migration version, which
+    # every reader checks (a bare create_schema would be refused as "not this rsarchive's").
     engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
-    engine.dispose()
+    try:
+        prepare_schema(engine)
+    finally:
+        engine.dispose()
     import sqlite3
 
     conn = sqlite3.connect(path, isolation_level=None)
