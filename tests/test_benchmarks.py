@@ -27,3 +27,12 @@ def test_bench_query_builds_an_archive_the_readers_open(tmp_path: Path) -> None:
     # The cache is reused as it is: a second run opens it without building again.
     again = _bench("bench_query.py", "--articles", "300", "--cache", str(cache), "--repeat", "1")
     assert "archive: 300 articles" in again
+
+
+def test_bench_crawl_fetches_over_loopback_http_with_the_production_stack() -> None:
+    out = _bench("bench_crawl.py", "--pages", "30", "--runs", "1")
+    assert "over HTTP from 127.0.0.1" in out
+    run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in run.strip("|").split("|")]
+    assert cells[3] == "30"  # every page went through split, clean and store
+    assert "archive crawl vs bare Scrapy: min" in out
