@@ -229,6 +229,12 @@ class Archive:
         self._reader = self.engine.execution_options(**READ_ONLY)
         self._build_statements(self.engine.dialect.name)
         self._sqlite_cache: SqliteCompiledCache | None = None
+        # The writer's own connection, held from its first page to close(): a pool checkout
+        # (and on SQLite its reset) per page cost more than a small page's statements.
+        self._writer: Connection | None = None
+        self._writer_logs = False
+        # Inside batched(): (pages per commit, pages stored since the last commit).
+        self._batch: list[int] | None = None
         dialect = self.engine.dialect
         if direct_sqlite and dialect.name == "sqlite" and dialect.driver == "pysqlite":
             self._sqlite_cache = SqliteCompiledCache(dialect)
@@ -236,6 +242,9 @@ class Archive:
     # -- life cycle --------------------------------------------------------------------------
 
     def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         self.engine.dispose()
 
     def __enter__(self) -> Self:
@@ -249,6 +258,64 @@ class Archive:
         """A connection for queries; on SQLite it never takes the write lock."""
         with self._reader.connect() as conn:
             yield conn
+
+    @contextmanager
+    def batched(self, pages: int = 200) -> Iterator[None]:
+        """Within the block, ``store_page`` and ``store_feed_page`` commit every ``pages`` pages
+        rather than each one; each page runs in its own SAVEPOINT, so a page that fails is rolled
+        back alone and the others stay.
+
+        For re-reads whose source outlives a crash (``reparse`` replays captures): a crash loses
+        at most the pages since the last commit, whole, and running again re-reads them. A crawl
+        commits every page (its pages exist nowhere else). Other writes (``start_run``,
+        ``finish_run``) must wait until the block ends: on SQLite the batch holds the write lock.
+        """
+        if self._batch is not None:
+            raise RuntimeError("already batching")
+        conn = self._writer_connection()
+        self._batch = [max(1, pages), 0]
+        try:
+            yield
+        finally:
+            self._batch = None
+            if conn.in_transaction():
+                # Every page in it is whole (its SAVEPOINT released): keep them, even on error.
+                try:
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+
+    def _writer_connection(self) -> Connection:
+        writer = self._writer
+        # A connection decides at its opening whether it logs statements: one opened before
+        # SQLAlchemy's logger was turned up would stay silent, so it is opened again then.
+        logs = self.engine.logger.isEnabledFor(logging.INFO)
+        if writer is not None and self._batch is None and self._writer_logs != logs:
+            writer.close()
+            writer = None
+        if writer is None or writer.closed or writer.invalidated:
+            writer = self._writer = self.engine.connect()
+            self._writer_logs = logs
+        return writer
+
+    @contextmanager
+    def _page_transaction(self) -> Iterator[Connection]:
+        """One page's writes: a transaction of their own, or a SAVEPOINT in the batch's."""
+        conn = self._writer_connection()
+        batch = self._batch
+        if batch is None:
+            with conn.begin():
+                yield conn
+            return
+        if not conn.in_transaction():
+            conn.begin()
+        with conn.begin_nested():
+            yield conn
+        batch[1] += 1
+        if batch[1] >= batch[0]:
+            conn.commit()
+            batch[1] = 0
 
     # -- crawl runs --------------------------------------------------------------------------
 
@@ -336,7 +403,7 @@ class Archive:
         article = page.article
         capture_url = normalize_url(page.url)
         sha256 = hashlib.sha256(page.body).hexdigest()
-        with self.engine.begin() as conn:
+        with self._page_transaction() as conn:
             run = self._runner(conn)
             try:
                 # One lookup answers both "is this body stored?" and "is this article known?".
@@ -387,7 +454,7 @@ class Archive:
         result = StoreResult()
         capture_url = normalize_url(feed.url)
         sha256 = hashlib.sha256(feed.body).hexdigest()
-        with self.engine.begin() as conn:
+        with self._page_transaction() as conn:
             run = self._runner(conn)
             try:
                 known = run.first(self._sel_capture, {"capture_url": capture_url, "sha256": sha256})
