@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, exc, text
 
-from rsarchive.archive import Archive, content_hash, create_schema, make_engine, utc_now_iso
+from rsarchive.archive import Archive, codec, content_hash, create_schema, make_engine, utc_now_iso
 from rsarchive.archive import store as store_module
 from rsarchive.archive.models import metadata
 from rsarchive.items import Article, Author, FeedPage, Image, Page, Tag, Teaser
@@ -543,7 +543,7 @@ def test_capture_body_round_trips_and_identical_bodies_are_stored_once(archive):
 
 
 def test_captures_fall_back_to_zlib_without_zstandard(archive, monkeypatch):
-    monkeypatch.setattr(store_module, "zstandard", None)
+    monkeypatch.setattr(codec, "zstandard", None)
     body = b"<html>" + b"zlib " * 1000
     result = archive.store_page(make_page(make_article(), body=body), run_id=None)
     assert scalar(archive, "SELECT compression FROM captures") == "zlib"

@@ -6,9 +6,7 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import unicodedata
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,24 +30,21 @@ from ..items import Article, Author, FeedPage, Page, Tag, Teaser
 from ..urls import normalize_url
 from . import fetchstate
 from . import models as m
+from .codec import (
+    FIRST_TRAINING,
+    Dictionaries,
+    PageCompressor,
+    capture_body,
+)
 from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
 from .schema import prepare_schema
 
-try:
-    import zstandard
-except ImportError:  # zlib keeps the archive working; captures record which codec they used
-    zstandard = None
-
 ArticleStatus = Literal["new", "changed", "updated", "unchanged"]
 _Named = TypeVar("_Named", Author, Tag)
 _Runner = CoreRunner | SqliteRunner
 
-# Level 1: on the fixture pages (~70 KiB of HTML) 4.2:1 against level 3's 4.4:1, in about half
-# the time inside the store loop (~0.15 against ~0.25-0.4 ms a page, where level 3's larger match
-# tables fall out of the CPU cache between pages): captures ~5% larger, the database ~3%.
-_ZSTD_LEVEL = 1
 _IN_CHUNK = 500  # bound parameters per IN list: far below every SQLite build's limit
 _REMOVED_STATUSES = frozenset({404, 410})
 
@@ -175,38 +170,16 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
-class MissingCodec(RuntimeError):
-    """A capture was compressed with a codec this Python cannot read (zstd without zstandard)."""
-
-
-_codec_state = threading.local()  # a zstd compressor must not be shared between threads
-
-
-def compress_body(body: bytes) -> tuple[bytes, str]:
-    """``(compressed, codec)``: zstandard (level 1), or zlib where zstandard is not installed."""
-    if zstandard is None:
-        return zlib.compress(body, 6), "zlib"
-    compressor = getattr(_codec_state, "zstd", None)
-    if compressor is None:
-        compressor = _codec_state.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-    return compressor.compress(body), "zstd"
-
-
-def decompress_body(data: bytes, compression: str) -> bytes:
-    """The bytes ``compress_body`` was given."""
-    if compression == "zlib":
-        return zlib.decompress(data)
-    if compression == "zstd":
-        if zstandard is None:
-            raise MissingCodec("this capture is zstd-compressed: install the zstandard package")
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    raise ValueError(f"unknown capture compression {compression!r}")
-
-
 class Archive:
     """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
 
-    def __init__(self, database_url: str, *, direct_sqlite: bool = True) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        direct_sqlite: bool = True,
+        dictionary_after: int = FIRST_TRAINING,
+    ) -> None:
         """Open the archive at ``database_url``, creating it (at the current schema) if empty.
 
         Raises ``SchemaError`` when the database's schema is older or newer than this code
@@ -219,6 +192,9 @@ class Archive:
         connection, compiled once from the same Core statements (see ``runner``). False sends them
         through SQLAlchemy Core as on other engines; so does an engine that logs its statements
         (``echo``, or the ``sqlalchemy.engine`` logger at INFO).
+
+        ``dictionary_after``: pages stored before the first capture dictionary is trained (see
+        ``codec``).
         """
         self.engine: Engine = make_engine(database_url)
         try:
@@ -233,6 +209,9 @@ class Archive:
         # (and on SQLite its reset) per page cost more than a small page's statements.
         self._writer: Connection | None = None
         self._writer_logs = False
+        #: The capture dictionaries read so far (for ``capture_body``).
+        self.dictionaries = Dictionaries()
+        self._compressor = PageCompressor(self.dictionaries, first_training=dictionary_after)
         # Inside batched(): (pages per commit, pages stored since the last commit).
         self._batch: list[int] | None = None
         dialect = self.engine.dialect
@@ -304,14 +283,18 @@ class Archive:
         """One page's writes: a transaction of their own, or a SAVEPOINT in the batch's."""
         conn = self._writer_connection()
         batch = self._batch
-        if batch is None:
-            with conn.begin():
+        try:
+            if batch is None:
+                with conn.begin():
+                    yield conn
+                return
+            if not conn.in_transaction():
+                conn.begin()
+            with conn.begin_nested():
                 yield conn
-            return
-        if not conn.in_transaction():
-            conn.begin()
-        with conn.begin_nested():
-            yield conn
+        except BaseException:
+            self._compressor.reset()  # a dictionary trained in it was rolled back too
+            raise
         batch[1] += 1
         if batch[1] >= batch[0]:
             conn.commit()
@@ -552,11 +535,11 @@ class Archive:
         c = m.captures
         with self.reader() as conn:
             row = conn.execute(
-                select(c.c.body, c.c.compression).where(c.c.id == capture_id)
+                select(c.c.body, c.c.compression, c.c.dictionary_id).where(c.c.id == capture_id)
             ).first()
-        if row is None:
-            raise KeyError(f"no capture with id {capture_id}")
-        return decompress_body(row.body, row.compression)
+            if row is None:
+                raise KeyError(f"no capture with id {capture_id}")
+            return capture_body(conn, row, self.dictionaries)
 
     # -- the write path ----------------------------------------------------------------------
 
@@ -669,8 +652,10 @@ class Archive:
         now: str,
     ) -> tuple[int, bool]:
         # Compressed only now: an unchanged re-fetch was answered by the lookup.
-        body, compression = compress_body(page.body)
         feed = page if isinstance(page, FeedPage) else None
+        body, compression, dictionary_id = self._compressor.compress(
+            run, page.body, feed is None, now
+        )
         row = run.first(
             self._ins_capture,
             {
@@ -684,6 +669,7 @@ class Archive:
                 "headers": _to_json(page.headers),
                 "size": len(page.body),
                 "compression": compression,
+                "dictionary_id": dictionary_id,
                 "body": body,
                 "run_id": run_id,
                 "feed_page_url": feed.page_url if feed else None,

@@ -68,8 +68,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
     from rsarchive.archive import Archive
+    from rsarchive.archive.codec import MissingCodec
     from rsarchive.archive.queries import BadDate, date_bound
-    from rsarchive.archive.store import MissingCodec
     from rsarchive.cli.db import existing_archive
     from rsarchive.cli.query import site_url
     from rsarchive.pipelines.reparse import NoCaptures, reparse

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 
 from rsarchive.archive import Archive
 from rsarchive.archive import models as m
-from rsarchive.archive.store import decompress_body
+from rsarchive.archive.codec import capture_body
 from rsarchive.pipelines.replay import (
     Capture,
     ReplayCounts,
@@ -129,19 +129,19 @@ def _captures(source: Archive, ids: list[int]) -> Iterator[Capture]:
     read transaction held open while the replay writes)."""
     c = m.captures
     columns = [c.c[name] for name in Capture.__slots__ if name != "body"]
+    stored = [c.c.id, c.c.body, c.c.compression, c.c.dictionary_id]
     for i in range(0, len(ids), _READ_CHUNK):
         chunk = ids[i : i + _READ_CHUNK]
         with source.reader() as conn:
             rows = {
                 row.id: row
-                for row in conn.execute(
-                    select(c.c.id, c.c.body, c.c.compression, *columns).where(c.c.id.in_(chunk))
-                )
+                for row in conn.execute(select(*stored, *columns).where(c.c.id.in_(chunk)))
             }
+            bodies = {i: capture_body(conn, row, source.dictionaries) for i, row in rows.items()}
         for capture_id in chunk:
             row = rows[capture_id]
             yield Capture(
-                body=decompress_body(row.body, row.compression),
+                body=bodies[capture_id],
                 **{col.name: row._mapping[col.name] for col in columns},
             )
 
