@@ -17,6 +17,7 @@ from sqlalchemy import event, exc, text
 from rsarchive.archive import Archive, codec, content_hash, create_schema, make_engine, utc_now_iso
 from rsarchive.archive import store as store_module
 from rsarchive.archive.models import metadata
+from rsarchive.archive.revisions import article_versions
 from rsarchive.items import Article, Author, FeedPage, Image, Page, Tag, Teaser
 
 SITE = "https://responsiblestatecraft.org"
@@ -218,6 +219,8 @@ def test_new_page_stores_article_lists_capture_teasers_and_first_revision(archiv
     assert revision["capture_id"] == result.capture_id
     assert revision["captured_at"] == page.fetched_at
     assert json.loads(revision["authors"]) == ["Ann Writer", "Bob Scribe"]
+    # The current version's body is the article's: not stored a second time.
+    assert revision["body_text"] is None and revision["body_html"] is None
 
 
 def test_restoring_the_same_page_changes_nothing_but_last_seen_at(archive, clock):
@@ -258,9 +261,27 @@ def test_changed_body_updates_the_article_and_adds_a_revision(archive, clock):
     assert row["content_hash"] == content_hash(edited)
     revisions = rows(archive, "SELECT * FROM revisions ORDER BY id")
     assert len(revisions) == 2
-    assert revisions[1]["body_text"] == edited.body_text
+    # The old version got its own copy of the body as the article changed; the current one
+    # reads the article's.
+    assert revisions[0]["body_text"] == make_article().body_text
+    assert revisions[1]["body_text"] is None
+    with archive.reader() as conn:
+        versions = article_versions(conn, row["id"])
+    assert [v.body_text for v in versions] == [make_article().body_text, edited.body_text]
     assert revisions[1]["capture_id"] == result.capture_id
     assert revisions[0]["capture_id"] != revisions[1]["capture_id"]
+
+
+def test_a_reflowed_body_keeps_the_revision_text_as_it_was_seen(archive, clock):
+    """Whitespace alone is no new revision; the revision still reads the text it was seen with."""
+    archive.store_page(make_page(make_article(body_text="Talks  resumed.\n\nIn Vienna.")))
+    reflowed = make_article(body_text="Talks resumed.\nIn Vienna.")
+    assert archive.store_page(make_page(reflowed)).article_status == "updated"
+    article_id = scalar(archive, "SELECT id FROM articles")
+    with archive.reader() as conn:
+        [version] = article_versions(conn, article_id)
+    assert version.body_text == "Talks  resumed.\n\nIn Vienna."
+    assert scalar(archive, "SELECT body_text FROM articles") == reflowed.body_text
 
 
 def test_metadata_change_updates_the_row_and_link_rows_without_a_revision(archive, clock):

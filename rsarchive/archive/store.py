@@ -74,6 +74,7 @@ _ARTICLE_FIELDS = (
     "extractor",
     "declared_canonical",
 )
+_BODY_TEXT = _ARTICLE_FIELDS.index("body_text")
 # Teaser columns a re-sighting refreshes (first_seen_at never changes).
 _TEASER_REFRESHED = (
     "position",
@@ -590,6 +591,14 @@ class Archive:
             .values(article_id=bindparam("b_article_id"))
         )
         self._ins_revision = insert(m.revisions)
+        r = m.revisions
+        # The article's current revision holds no body (the article's is it): before the
+        # article's body changes, that revision gets its own copy.
+        self._keep_revision_body = (
+            update(r)
+            .where(r.c.article_id == bindparam("b_article_id"), r.c.body_text.is_(None))
+            .values(body_text=bindparam("b_body_text"))
+        )
 
         self._upsert_names = {}
         for table in (m.authors, m.tags):
@@ -757,6 +766,11 @@ class Archive:
             changes["changed_at"] = now
         elif changes:
             status = "updated"
+        if "body_text" in changes:
+            run.execute(
+                self._keep_revision_body,
+                {"b_article_id": article_id, "b_body_text": old[_BODY_TEXT]},
+            )
         run.execute(self._upd_article, {"b_id": article_id, **changes, "last_seen_at": now})
         if "lists_hash" in changes:
             self._write_lists(run, article_id, authors, tags, article, replace=True)
@@ -787,8 +801,11 @@ class Archive:
                 "content_hash": values["content_hash"],
                 "title": article.title,
                 "subtitle": article.subtitle,
-                "body_text": article.body_text,
-                "body_html": article.body_html,
+                # Text only, and none while this is the article's current version: its body is
+                # the article's (``revisions.article_versions`` reads it there), so a page's text
+                # is stored once, not twice. ``_keep_revision_body`` copies it in when it changes.
+                "body_text": None,
+                "body_html": None,
                 # A JSON list: a name may hold ", " itself ("X, Jr."), a joined string could not
                 # be split back into the same names.
                 "authors": _to_json([a.name for a in authors]),

@@ -156,8 +156,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "content_hash": _ARTICLE["content_hash"],
             "title": "Headline of this version",
             "subtitle": "Dek of this version",
-            "body_text": "Body of this version as plain text",
-            "body_html": "Body of this version as sanitised HTML; shown here sanitised once more",
+            "body_text": "Body of this version as plain text; empty for the article's current "
+            "version, whose body is the article's (articles.body_text)",
+            "body_html": "Body of this version as sanitised HTML, in archives written before "
+            "schema 0006 (revisions keep text only now); shown here sanitised once more",
             "authors": "Byline of this version as a JSON array of names (in archives written "
             'older archives: the names joined with ", ")',
             "capture_id": "The raw response it came from (captures.id)",
