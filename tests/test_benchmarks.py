@@ -36,3 +36,18 @@ def test_bench_crawl_fetches_over_loopback_http_with_the_production_stack() -> N
     cells = [c.strip() for c in run.strip("|").split("|")]
     assert cells[3] == "30"  # every page went through split, clean and store
     assert "archive crawl vs bare Scrapy: min" in out
+
+
+def test_bench_size_compares_the_archive_with_a_warc_gz_of_the_same_responses() -> None:
+    out = _bench("bench_size.py", "--pages", "100")
+    assert "100 replicated fixture pages (100 stored)" in out
+    assert "| WARC.gz (warcio, gzip per record) |" in out
+    assert "| - captures |" in out and "| - capture_dictionaries |" in out
+    assert "archive vs WARC.gz:" in out
+
+
+def test_bench_reparse_compares_two_jobs_with_one() -> None:
+    out = _bench("bench_reparse.py", "--pages", "40", "--runs", "1")
+    run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    assert "| 40 / 40 |" in run  # both stored every page
+    assert "reparse --jobs 2 vs --jobs 1: min" in out
