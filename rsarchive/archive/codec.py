@@ -41,6 +41,10 @@ DICTIONARY_SIZE = 112_640
 # are followed.
 FIRST_TRAINING = 64
 RETRAIN_MAX = 20_000
+# fastCOVER with set parameters: ~0.3 s for 256 pages where zstd's own search for them takes
+# ~1.4 s (on the writer, inside a page's transaction), for captures ~1% larger.
+_COVER_K = 2048
+_COVER_D = 6
 # Training reads the newest pages: at most this many, and this many bytes (about a second).
 _SAMPLES = 256
 _SAMPLE_BYTES = 16 * 2**20
@@ -225,7 +229,9 @@ class PageCompressor:
         self._pages_since = 0
         self._next_training = self._interval(self._pages)
         try:
-            dictionary = zstandard.train_dictionary(DICTIONARY_SIZE, samples)
+            dictionary = zstandard.train_dictionary(
+                DICTIONARY_SIZE, samples, k=_COVER_K, d=_COVER_D
+            )
         except zstandard.ZstdError as exc:
             # Too few or too small pages to learn from: try again after as many more.
             logger.info("no capture dictionary trained from %d pages: %s", len(samples), exc)
