@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from rsarchive.archive import make_engine  # noqa: E402
 from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
-from rsarchive.archive.schema import prepare_schema  # noqa: E402
+from rsarchive.archive.schema import prepare_schema, upgrade  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
 
 SITE = "https://responsiblestatecraft.org"
@@ -258,6 +258,12 @@ def main() -> None:
         t0 = time.perf_counter()
         build(cache, args.articles)
         print(f"built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    # A cache built by an older rsarchive: migrate it, as `rsarchive db upgrade` would.
+    engine = make_engine(f"sqlite:///{cache}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
     size = cache.stat().st_size
     rows: list[tuple[str, ...]] = []
     with open_reader(f"sqlite:///{cache}") as reader:
@@ -275,6 +281,8 @@ def main() -> None:
             wall += w
             cpu += c
         rows.append(latency_row(f"search, {len(QUERIES)} queries x {args.repeat}", wall, cpu))
+        search_wall, search_cpu = wall, cpu
+        parts = _where_time_goes(reader, args.repeat)
         for label, filtered in FILTERED.items():
             w, c = [], []
             for q, f in filtered:
@@ -331,6 +339,43 @@ def main() -> None:
     print("\nsearch, per query: median ms wall / CPU, matching articles")
     for q, (wm, cm, hits) in per_query.items():
         print(f"  {wm:6.1f} {cm:6.1f} {hits:7,}  {q}")
+    print(
+        f"\nsearch median / p95 (wall): {statistics.median(search_wall):.1f} / "
+        f"{pct(search_wall, 95):.1f} ms; CPU {statistics.median(search_cpu):.1f} / "
+        f"{pct(search_cpu, 95):.1f} ms (target <= 10 / <= 30 ms)"
+    )
+    print("\nwhere a search's CPU goes (median over the queries; ms):")
+    for what, ms in parts.items():
+        print(f"  {ms:6.2f}  {what}")
+
+
+def _where_time_goes(reader: object, repeat: int) -> dict[str, float]:
+    """CPU of each stage of a search, medians over QUERIES: finding the matches, scoring them
+    with bm25 to keep the best 20, and the whole search (+ snippets, article rows, authors)."""
+    from sqlalchemy import text
+
+    from rsarchive.archive.queries import BM25_WEIGHTS, FTS_TABLE, fts_query
+
+    weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+    stages = {
+        "match only (count of matching rows)": f"SELECT count(*) FROM {FTS_TABLE} "
+        f"WHERE {FTS_TABLE} MATCH :q",
+        "match + bm25, best 20 (ORDER BY bm25 LIMIT 20)": f"SELECT rowid, bm25({FTS_TABLE}, "
+        f"{weights}) AS s FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q ORDER BY s, rowid LIMIT 20",
+    }
+    out: dict[str, list[float]] = {name: [] for name in (*stages, "whole search")}
+    with reader.engine.connect() as conn:  # type: ignore[attr-defined]
+        for q in QUERIES:
+            params = {"q": fts_query(q)}
+            for name, sql in stages.items():
+                out[name].append(statistics.median(
+                    timed(lambda sql=sql, p=params: conn.execute(text(sql), p).all(), repeat)[1]
+                ))  # fmt: skip
+    for q in QUERIES:
+        out["whole search"].append(
+            statistics.median(timed(lambda q=q: reader.search(q, limit=20), repeat)[1])
+        )
+    return {name: statistics.median(values) for name, values in out.items()}
 
 
 def _count(reader: object, q: str) -> int:
