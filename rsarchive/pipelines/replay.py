@@ -169,7 +169,11 @@ def read_capture(capture: Capture) -> Read:
 
 
 def _read_chunk(captures: list[Capture]) -> list[Read]:
-    return [read_capture(c) for c in captures]
+    reads = [read_capture(c) for c in captures]
+    for read in reads:
+        if read.item is not None:
+            read.item.body = b""  # the caller has it: not sent back between processes
+    return reads
 
 
 def default_jobs() -> int:
@@ -205,17 +209,24 @@ def read_all(captures: Iterable[Capture], jobs: int) -> Iterator[Read]:
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = context.Pool(jobs)
     try:
-        pending: deque[Any] = deque()
+        pending: deque[tuple[list[Capture], Any]] = deque()
         for chunk in _chunks(captures):
-            pending.append(pool.apply_async(_read_chunk, (chunk,)))
+            pending.append((chunk, pool.apply_async(_read_chunk, (chunk,))))
             if len(pending) >= jobs * _AHEAD:
-                yield from pending.popleft().get()
+                yield from _with_bodies(*pending.popleft())
         while pending:
-            yield from pending.popleft().get()
+            yield from _with_bodies(*pending.popleft())
         pool.close()
     finally:
         pool.terminate()
         pool.join()
+
+
+def _with_bodies(chunk: list[Capture], result: Any) -> Iterator[Read]:
+    for capture, read in zip(chunk, result.get(), strict=True):
+        if read.item is not None:
+            read.item.body = capture.body
+        yield read
 
 
 @dataclass
