@@ -249,6 +249,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each search query")
+    parser.add_argument("--no-export", action="store_true", help="skip the export rows")
     args = parser.parse_args()
     cache = args.cache or Path(tempfile.gettempdir()) / f"rsarchive-bench-{args.articles}.db"
     if args.rebuild or not cache.exists():
@@ -303,7 +304,8 @@ def main() -> None:
         # Export: throughput without tracemalloc (it slows allocation), then peak memory with it,
         # for the newest ~10% (a date filter) and for everything.
         cut = reader.list_articles(limit=1, offset=n // 10)[0]["published_at"]
-        for fmt, write in (("jsonl", write_jsonl), ("csv", write_csv)):
+        exports = () if args.no_export else (("jsonl", write_jsonl), ("csv", write_csv))
+        for fmt, write in exports:
             with open(os.devnull, "w", encoding="utf-8") as sink:
                 w0, c0 = time.perf_counter(), time.process_time()
                 count = write(reader.export(), sink)
