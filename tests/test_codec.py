@@ -120,3 +120,22 @@ def test_reparse_into_a_new_archive_rebuilds_from_dictionary_compressed_captures
         assert result.captures == len(pages)
     # The same bodies (by their hashes and sizes), each stored once.
     assert [r[1:3] for r in captures(target)] == [r[1:3] for r in captures(source)]
+
+
+def test_db_check_finds_captures_whose_dictionary_is_missing(fixture_site, tmp_path):
+    from conftest import rsarchive
+
+    db = tmp_path / "a.db"
+    with Archive(f"sqlite:///{db}", dictionary_after=10) as archive:
+        for page in site_pages(fixture_site, 2):
+            archive.store_page(page)
+    assert rsarchive("db", "check", "--db", str(db)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        named = conn.execute("SELECT count(*) FROM captures WHERE dictionary_id = 1").fetchone()[0]
+        conn.execute("DELETE FROM capture_dictionaries")
+    proc = rsarchive("db", "check", "--db", str(db))
+    assert proc.returncode == 65
+    assert (
+        f"orphan rows: {named} in captures.dictionary_id point to no capture_dictionaries row"
+        in proc.stdout
+    )
