@@ -744,7 +744,9 @@ class Archive:
                 },
             )
             self._write_lists(run, article_id, authors, tags, article, replace=False)
-            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
+            self._add_revision(
+                run, article_id, article, authors, values, captured_at, capture_id, current=True
+            )
             # Teasers stored before this article was archived now learn their target.
             run.execute(
                 self._link_teasers,
@@ -775,7 +777,9 @@ class Archive:
         if "lists_hash" in changes:
             self._write_lists(run, article_id, authors, tags, article, replace=True)
         if status == "changed":
-            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
+            self._add_revision(
+                run, article_id, article, authors, values, captured_at, capture_id, current=True
+            )
         if "post_id" in changes and article.post_id:
             run.execute(
                 self._link_teasers,
@@ -792,7 +796,14 @@ class Archive:
         values: dict[str, Any],
         captured_at: str,
         capture_id: int,
+        *,
+        current: bool = False,
     ) -> None:
+        """A revision row. ``current``: it becomes the article's content (the article row is
+        written with ``article``'s body): then it keeps no body of its own, the article's is it
+        (``revisions.article_versions`` reads it there), so a page's text is stored once, and
+        ``_keep_revision_body`` copies it in before the article's body changes. Any other
+        revision (a version older than the article's) keeps its text."""
         run.execute(
             self._ins_revision,
             {
@@ -801,10 +812,8 @@ class Archive:
                 "content_hash": values["content_hash"],
                 "title": article.title,
                 "subtitle": article.subtitle,
-                # Text only, and none while this is the article's current version: its body is
-                # the article's (``revisions.article_versions`` reads it there), so a page's text
-                # is stored once, not twice. ``_keep_revision_body`` copies it in when it changes.
-                "body_text": None,
+                # Text only: the article row keeps the current sanitised HTML.
+                "body_text": None if current else article.body_text,
                 "body_html": None,
                 # A JSON list: a name may hold ", " itself ("X, Jr."), a joined string could not
                 # be split back into the same names.

@@ -154,6 +154,8 @@ def reparse(
     url: str | None = None,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    run_name: str = "reparse",
+    run_args: dict[str, Any] | None = None,
 ) -> ReparseResult:
     """Re-parse ``source``'s captures (fetched at or after ``since``; of ``url``) into ``target``.
 
@@ -162,6 +164,8 @@ def reparse(
     ``_current_selection``), so an unchanged parser changes nothing but ``last_seen_at`` and a
     parser whose output differs adds one revision (with its version) per changed article.
     ``jobs``: processes that parse (see ``replay``); the result is the same for any number.
+    ``run_name``, ``run_args``: the ``crawl_runs`` row it is recorded as (an import replays its
+    staged captures through here as its own run).
     """
     in_place = target is source
     ids = (_current_selection if in_place else _selection)(source, since, url)
@@ -169,8 +173,8 @@ def reparse(
         when = f" fetched at or after {since}" if since else ""
         raise NoCaptures(f"no capture of {normalize_url(url)}{when} in the archive")
 
-    args = {"since": since, "url": url, "captures": len(ids)}
-    result = ReparseResult(run_id=target.start_run("reparse", args))
+    args = {**(run_args or {"since": since, "url": url}), "captures": len(ids)}
+    result = ReparseResult(run_id=target.start_run(run_name, args))
     counts = ReplayCounts()
     status, reason = "failed", "error"
     try:
