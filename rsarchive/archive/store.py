@@ -36,6 +36,11 @@ from .codec import (
     PageCompressor,
     capture_body,
 )
+
+# Re-exported: they lived here before codec.py, and other modules import them from here.
+from .codec import MissingCodec as MissingCodec
+from .codec import compress_body as compress_body
+from .codec import decompress_body as decompress_body
 from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
