@@ -855,3 +855,23 @@ def test_sqlite_write_statements_skip_sqlalchemy_execution_unless_asked(tmp_path
     else:
         assert seen[0] == "BEGIN IMMEDIATE"
         assert any(sql.startswith("INSERT INTO articles") for sql in seen)
+
+
+def test_a_batch_commits_its_pages_and_a_failing_page_is_rolled_back_alone(archive, tmp_path):
+    good = [make_page(make_article(f"a{i}"), [make_teaser(f"t{i}", 0)]) for i in range(5)]
+    broken = make_page(make_article("broken", title=None))  # NOT NULL: the insert fails
+    with archive.batched(2):
+        for page in good[:2]:
+            archive.store_page(page)
+        with pytest.raises(exc.IntegrityError):
+            archive.store_page(broken)
+        for page in good[2:]:
+            archive.store_page(page)
+        # Committed every 2 pages: another connection sees the first 4, not yet the 5th.
+        with sqlite3.connect(tmp_path / "db" / "archive.sqlite") as other:
+            assert other.execute("SELECT count(*) FROM articles").fetchone()[0] == 4
+    urls = [r["url"] for r in rows(archive, "SELECT url FROM articles ORDER BY id")]
+    assert urls == [p.article.url for p in good]
+    # Nothing of the failed page stayed: no capture, no fetch state.
+    assert scalar(archive, "SELECT count(*) FROM captures") == 5
+    assert scalar(archive, "SELECT count(*) FROM teasers") == 5
