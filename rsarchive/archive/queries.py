@@ -499,6 +499,8 @@ SORTS: dict[str, Any] = {
     "words": lambda a, d: [a.c.word_count.desc(), a.c.id],
     "changed": lambda a, d: [*_dated(a.c.changed_at, d, desc=True), a.c.id.desc()],
 }
+
+
 def _search_statements() -> dict[str, Any]:
     """What every search runs besides its ranking, built once: building and cache-keying a
     statement costs SQLAlchemy ~0.3 ms, which four times over was most of a search that matches

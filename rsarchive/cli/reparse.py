@@ -97,9 +97,7 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     try:
         with Archive(source_url) as source:
             if target_url == source_url:
-                result = reparse(
-                    source, source, since=since, url=url, jobs=jobs, progress=report
-                )
+                result = reparse(source, source, since=since, url=url, jobs=jobs, progress=report)
             else:
                 opening = target_url
                 with Archive(target_url) as target:

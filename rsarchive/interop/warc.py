@@ -25,8 +25,8 @@ from warcio.warcwriter import WARCWriter
 
 from rsarchive import __version__
 from rsarchive.archive import models as m
-from rsarchive.archive.engine import READ_ONLY
 from rsarchive.archive.codec import Dictionaries, capture_body
+from rsarchive.archive.engine import READ_ONLY
 from rsarchive.interop import FEED_PAGE_URL, FEED_POSITION, FEED_REPEATS, REQUESTED_URL
 
 _BATCH = 200  # captures read per query: bodies are decompressed one at a time
