@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, exc, text
 
-from rsarchive.archive import Archive, content_hash, create_schema, make_engine, utc_now_iso
+from rsarchive.archive import Archive, codec, content_hash, create_schema, make_engine, utc_now_iso
 from rsarchive.archive import store as store_module
 from rsarchive.archive.models import metadata
+from rsarchive.archive.revisions import article_versions
 from rsarchive.items import Article, Author, FeedPage, Image, Page, Tag, Teaser
 
 SITE = "https://responsiblestatecraft.org"
@@ -218,6 +219,8 @@ def test_new_page_stores_article_lists_capture_teasers_and_first_revision(archiv
     assert revision["capture_id"] == result.capture_id
     assert revision["captured_at"] == page.fetched_at
     assert json.loads(revision["authors"]) == ["Ann Writer", "Bob Scribe"]
+    # The current version's body is the article's: not stored a second time.
+    assert revision["body_text"] is None and revision["body_html"] is None
 
 
 def test_restoring_the_same_page_changes_nothing_but_last_seen_at(archive, clock):
@@ -258,9 +261,27 @@ def test_changed_body_updates_the_article_and_adds_a_revision(archive, clock):
     assert row["content_hash"] == content_hash(edited)
     revisions = rows(archive, "SELECT * FROM revisions ORDER BY id")
     assert len(revisions) == 2
-    assert revisions[1]["body_text"] == edited.body_text
+    # The old version got its own copy of the body as the article changed; the current one
+    # reads the article's.
+    assert revisions[0]["body_text"] == make_article().body_text
+    assert revisions[1]["body_text"] is None
+    with archive.reader() as conn:
+        versions = article_versions(conn, row["id"])
+    assert [v.body_text for v in versions] == [make_article().body_text, edited.body_text]
     assert revisions[1]["capture_id"] == result.capture_id
     assert revisions[0]["capture_id"] != revisions[1]["capture_id"]
+
+
+def test_a_reflowed_body_keeps_the_revision_text_as_it_was_seen(archive, clock):
+    """Whitespace alone is no new revision; the revision still reads the text it was seen with."""
+    archive.store_page(make_page(make_article(body_text="Talks  resumed.\n\nIn Vienna.")))
+    reflowed = make_article(body_text="Talks resumed.\nIn Vienna.")
+    assert archive.store_page(make_page(reflowed)).article_status == "updated"
+    article_id = scalar(archive, "SELECT id FROM articles")
+    with archive.reader() as conn:
+        [version] = article_versions(conn, article_id)
+    assert version.body_text == "Talks  resumed.\n\nIn Vienna."
+    assert scalar(archive, "SELECT body_text FROM articles") == reflowed.body_text
 
 
 def test_metadata_change_updates_the_row_and_link_rows_without_a_revision(archive, clock):
@@ -543,7 +564,7 @@ def test_capture_body_round_trips_and_identical_bodies_are_stored_once(archive):
 
 
 def test_captures_fall_back_to_zlib_without_zstandard(archive, monkeypatch):
-    monkeypatch.setattr(store_module, "zstandard", None)
+    monkeypatch.setattr(codec, "zstandard", None)
     body = b"<html>" + b"zlib " * 1000
     result = archive.store_page(make_page(make_article(), body=body), run_id=None)
     assert scalar(archive, "SELECT compression FROM captures") == "zlib"
@@ -834,3 +855,23 @@ def test_sqlite_write_statements_skip_sqlalchemy_execution_unless_asked(tmp_path
     else:
         assert seen[0] == "BEGIN IMMEDIATE"
         assert any(sql.startswith("INSERT INTO articles") for sql in seen)
+
+
+def test_a_batch_commits_its_pages_and_a_failing_page_is_rolled_back_alone(archive, tmp_path):
+    good = [make_page(make_article(f"a{i}"), [make_teaser(f"t{i}", 0)]) for i in range(5)]
+    broken = make_page(make_article("broken", title=None))  # NOT NULL: the insert fails
+    with archive.batched(2):
+        for page in good[:2]:
+            archive.store_page(page)
+        with pytest.raises(exc.IntegrityError):
+            archive.store_page(broken)
+        for page in good[2:]:
+            archive.store_page(page)
+        # Committed every 2 pages: another connection sees the first 4, not yet the 5th.
+        with sqlite3.connect(tmp_path / "db" / "archive.sqlite") as other:
+            assert other.execute("SELECT count(*) FROM articles").fetchone()[0] == 4
+    urls = [r["url"] for r in rows(archive, "SELECT url FROM articles ORDER BY id")]
+    assert urls == [p.article.url for p in good]
+    # Nothing of the failed page stayed: no capture, no fetch state.
+    assert scalar(archive, "SELECT count(*) FROM captures") == 5
+    assert scalar(archive, "SELECT count(*) FROM teasers") == 5

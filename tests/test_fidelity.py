@@ -261,11 +261,11 @@ def test_reparse_without_the_database_driver_says_so_in_one_line(tmp_path):
 def test_reparse_of_zstd_captures_without_zstandard_says_what_to_install(
     site_server, tmp_path, monkeypatch, capsys
 ):
-    from rsarchive.archive import store
+    from rsarchive.archive import codec
 
     db = tmp_path / "a.db"
     crawl(site_server, db, "seed")
-    monkeypatch.setattr(store, "zstandard", None)
+    monkeypatch.setattr(codec, "zstandard", None)
     assert main(["reparse", "--db", str(db)]) == 78
     assert "zstd-compressed: install the zstandard package" in capsys.readouterr().err
 

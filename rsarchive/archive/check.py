@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, and_, func, inspect, select
+from sqlalchemy import Column, Connection, Engine, and_, func, inspect, select
 
 from . import models as m
 from .engine import READ_ONLY, sqlite_file
@@ -118,27 +118,33 @@ def _fts_matches(path: Path) -> str | None:
     return None
 
 
+def _references() -> list[tuple[Column, Column]]:
+    """(child column, parent column) of every foreign key of the models, and of the references
+    kept without a REFERENCES clause (``captures.dictionary_id``: see migration 0007)."""
+    out = [
+        (fk.parent, fk.column) for table in m.metadata.sorted_tables for fk in table.foreign_keys
+    ]
+    out.append((m.captures.c.dictionary_id, m.capture_dictionaries.c.id))
+    return out
+
+
 def _orphans(conn: Connection) -> list[str]:
-    """Rows whose foreign key names a row that does not exist (every FK of the models)."""
+    """Rows whose reference names a row that does not exist (every FK of the models)."""
     have = set(inspect(conn).get_table_names())
     problems = []
-    for table in m.metadata.sorted_tables:
-        if table.name not in have:
+    for child_col, parent_col in _references():
+        table, parent = child_col.table, parent_col.table
+        if table.name not in have or parent.name not in have:
             continue
-        for fk in table.foreign_keys:
-            parent = fk.column.table
-            if parent.name not in have:
-                continue
-            child_col = table.c[fk.parent.name]
-            ref = parent.alias("ref")
-            count = conn.scalar(
-                select(func.count())
-                .select_from(table.outerjoin(ref, ref.c[fk.column.name] == child_col))
-                .where(and_(child_col.is_not(None), ref.c[fk.column.name].is_(None)))
+        ref = parent.alias("ref")
+        count = conn.scalar(
+            select(func.count())
+            .select_from(table.outerjoin(ref, ref.c[parent_col.name] == child_col))
+            .where(and_(child_col.is_not(None), ref.c[parent_col.name].is_(None)))
+        )
+        if count:
+            problems.append(
+                f"orphan rows: {count} in {table.name}.{child_col.name} "
+                f"point to no {parent.name} row"
             )
-            if count:
-                problems.append(
-                    f"orphan rows: {count} in {table.name}.{child_col.name} "
-                    f"point to no {parent.name} row"
-                )
     return problems

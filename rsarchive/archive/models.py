@@ -189,6 +189,26 @@ class CrawlRun(Base):
     pid: Mapped[int | None]
 
 
+class CaptureDictionary(Base):
+    """Issue 14: a zstd dictionary trained on the archive's own pages (one row per version).
+
+    Pages of one site share most of their bytes (template, scripts, styles): compressed with a
+    dictionary trained on earlier pages, a capture takes a fraction of its size alone. A capture
+    names the dictionary it needs (``captures.dictionary_id``); a dictionary is never changed or
+    deleted while a capture names it.
+    """
+
+    __tablename__ = "capture_dictionaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[str]
+    # The page captures it was trained on (how many, and the newest of them).
+    samples: Mapped[int]
+    last_capture_id: Mapped[int | None]
+    zstd_id: Mapped[int]  # the id zstd writes into every frame compressed with it
+    dictionary: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Capture(Base):
     """A raw HTTP response, content-addressed: an identical body re-fetched is stored once."""
 
@@ -224,6 +244,9 @@ class Capture(Base):
     feed_page_url: Mapped[str | None] = mapped_column(index=True)
     feed_position: Mapped[int | None]
     feed_repeats: Mapped[str | None]
+    # Issue 14: the zstd dictionary the body was compressed with (capture_dictionaries.id;
+    # NULL: none). No REFERENCES clause, so that SQLite adds and drops the column in place.
+    dictionary_id: Mapped[int | None]
 
 
 class Revision(Base):
@@ -259,6 +282,7 @@ article_images = cast(Table, ArticleImage.__table__)
 teasers = cast(Table, Teaser.__table__)
 crawl_runs = cast(Table, CrawlRun.__table__)
 captures = cast(Table, Capture.__table__)
+capture_dictionaries = cast(Table, CaptureDictionary.__table__)
 revisions = cast(Table, Revision.__table__)
 
 # SQLite only: FTS5 external-content index over articles, kept in step by triggers. The update

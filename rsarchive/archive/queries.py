@@ -461,19 +461,23 @@ def _is_query_error(exc: OperationalError) -> bool:
     return str(exc.orig).startswith(("fts5:", "unterminated string", "unknown special"))
 
 
-def _snippets(match: ColumnElement[bool], ids: list[int], prefix: bool) -> Select:
-    """(rowid, snippet) of the matching rows ``ids``.
+def _snippets(match: ColumnElement[bool], prefix: bool) -> Select:
+    """(rowid, snippet) of the matching rows ``ids`` (an expanding parameter; for a prefix query
+    also ``lo`` and ``hi``, their smallest and largest).
 
     ``rowid IN (...)`` makes FTS5 run the query once per id; cheap for words, but a prefix
     (``semicond*``) is expanded again on every run (~0.35 ms each on 100k articles). Then one run
     over the ids' rowid range is cheaper, making snippets only for the ids (CASE short-circuits).
     """
     snippet = func.snippet(_fts.c[FTS_TABLE], -1, HIT_START, HIT_END, "…", SNIPPET_TOKENS)
+    ids = bindparam("ids", expanding=True)
     if not prefix:
         return select(_fts.c.rowid, snippet).where(match, _fts.c.rowid.in_(ids))
     only = case((_fts.c.rowid.in_(ids), snippet), else_=None).label("snippet")
     ranged = (
-        select(_fts.c.rowid, only).where(match, _fts.c.rowid.between(min(ids), max(ids))).subquery()
+        select(_fts.c.rowid, only)
+        .where(match, _fts.c.rowid.between(bindparam("lo"), bindparam("hi")))
+        .subquery()
     )
     return select(ranged.c.rowid, ranged.c.snippet).where(ranged.c.snippet.is_not(None))
 
@@ -495,6 +499,36 @@ SORTS: dict[str, Any] = {
     "words": lambda a, d: [a.c.word_count.desc(), a.c.id],
     "changed": lambda a, d: [*_dated(a.c.changed_at, d, desc=True), a.c.id.desc()],
 }
+
+
+def _search_statements() -> dict[str, Any]:
+    """What every search runs besides its ranking, built once: building and cache-keying a
+    statement costs SQLAlchemy ~0.3 ms, which four times over was most of a search that matches
+    few articles."""
+    a, aa, au = m.articles, m.article_authors, m.authors
+    match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
+    score = func.bm25(_fts.c[FTS_TABLE], *BM25_WEIGHTS).label("score")
+    ids = bindparam("ids", expanding=True)
+    return {
+        "match": match,
+        "score": score,
+        # The common search (no filter): the best ``limit`` after ``offset``.
+        "ranked": select(_fts.c.rowid, score)
+        .where(match)
+        .order_by(score, _fts.c.rowid)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset")),
+        "snippets": _snippets(match, prefix=False),
+        "snippets_prefix": _snippets(match, prefix=True),
+        "summaries": select(*(a.c[name] for name in _SUMMARY)).where(a.c.id.in_(ids)),
+        "authors": select(aa.c.article_id, au.c.name)
+        .join(au, au.c.id == aa.c.author_id)
+        .where(aa.c.article_id.in_(ids))
+        .order_by(aa.c.article_id, aa.c.position),
+    }
+
+
+_SEARCH = _search_statements()
 
 
 class Reader:
@@ -543,28 +577,35 @@ class Reader:
         if self.engine.dialect.name != "sqlite":
             raise ReadError("full-text search needs the SQLite archive (articles_fts)")
         a = m.articles
-        match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
-        score = func.bm25(_fts.c[FTS_TABLE], *BM25_WEIGHTS).label("score")
+        match, score = _SEARCH["match"], _SEARCH["score"]
         # ORDER BY bm25(...) LIMIT n, not FTS5's ORDER BY rank: SQLite's sorter keeps only the
         # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
         # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
         # snippet (costly) is made afterwards, for the page of results only.
         filters = self.resolve(filters)
         row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
-        ranked = (
-            select(_fts.c.rowid, score)
-            .where(match, *clauses)
-            .order_by(score, _fts.c.rowid)
-            .limit(limit)
-            .offset(offset)
-        )
+        params: dict[str, Any] = {"q": fts_query(query), "limit": limit, "offset": offset}
+        ranked = _SEARCH["ranked"]
+        if clauses:
+            ranked = (
+                select(_fts.c.rowid, score)
+                .where(match, *clauses)
+                .order_by(score, _fts.c.rowid)
+                .limit(limit)
+                .offset(offset)
+            )
         full = None
         if row_clauses:
             # Section and type are checked on the article row (no index): a seek per match
             # costs more than bm25 itself. Check only the best matches first; when too few of
             # them pass, rank them all (the best that pass are the same either way).
-            top = ranked.limit(offset + limit + ROW_FILTER_TOP).offset(None)
-            top = top.subquery()
+            top = (
+                select(_fts.c.rowid, score)
+                .where(match, *clauses)
+                .order_by(score, _fts.c.rowid)
+                .limit(offset + limit + ROW_FILTER_TOP)
+                .subquery()
+            )
             narrowed = (
                 select(top.c.rowid, top.c.score)
                 .join(a, a.c.id == top.c.rowid)
@@ -574,12 +615,14 @@ class Reader:
                 .offset(offset)
             )
             full = (
-                ranked.with_only_columns(_fts.c.rowid, score)
+                select(_fts.c.rowid, score)
                 .select_from(_fts.join(a, a.c.id == _fts.c.rowid))
-                .where(*row_clauses)
+                .where(match, *clauses, *row_clauses)
+                .order_by(score, _fts.c.rowid)
+                .limit(limit)
+                .offset(offset)
             )
             ranked = narrowed
-        params = {"q": fts_query(query)}
         try:
             with self._reader.connect() as conn:
                 hits = conn.execute(ranked, params).all()
@@ -588,10 +631,22 @@ class Reader:
                 if not hits:
                     return []
                 ids = [h.rowid for h in hits]
+                prefix = "*" in params["q"]
                 snippets = dict(
-                    conn.execute(_snippets(match, ids, "*" in params["q"]), params).all()
+                    conn.execute(
+                        _SEARCH["snippets_prefix" if prefix else "snippets"],
+                        {"q": params["q"], "ids": ids, "lo": min(ids), "hi": max(ids)}
+                        if prefix
+                        else {"q": params["q"], "ids": ids},
+                    ).all()
                 )
-                rows = self._summaries(conn, ids)
+                rows = {
+                    r["id"]: dict(r)
+                    for r in conn.execute(_SEARCH["summaries"], {"ids": ids}).mappings()
+                }
+                names: dict[int, list[str]] = {}
+                for article_id, name in conn.execute(_SEARCH["authors"], {"ids": ids}):
+                    names.setdefault(article_id, []).append(name)
         except OperationalError as exc:
             if _is_query_error(exc):
                 why = str(exc.orig).removeprefix("fts5: ")
@@ -603,6 +658,7 @@ class Reader:
         out = []
         for hit in hits:
             row = rows[hit.rowid]
+            row["authors"] = names.get(hit.rowid, [])
             row["score"] = round(-hit.score, 4)
             row["snippet"] = snippets.get(hit.rowid, "")
             out.append(row)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from . import models as m
 
@@ -50,7 +50,7 @@ class Version:
 
 def article_versions(conn: Connection, article_id: int) -> list[Version]:
     """Every stored revision of an article, oldest first (revision ids grow with each store)."""
-    r = m.revisions
+    r, a = m.revisions, m.articles
     rows = conn.execute(
         select(
             r.c.id,
@@ -59,10 +59,13 @@ def article_versions(conn: Connection, article_id: int) -> list[Version]:
             r.c.content_hash,
             r.c.title,
             r.c.subtitle,
-            r.c.body_text,
+            # The current revision keeps no body of its own: the article's is it (the store
+            # writes the body into the revision before the article's changes).
+            func.coalesce(r.c.body_text, a.c.body_text).label("body_text"),
             r.c.authors,
             r.c.capture_id,
         )
+        .join(a, a.c.id == r.c.article_id)
         .where(r.c.article_id == article_id)
         # In the order the versions were seen: a back-fill adds older ones after newer ones.
         .order_by(r.c.captured_at, r.c.id)

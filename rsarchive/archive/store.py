@@ -6,9 +6,7 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import unicodedata
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,24 +30,26 @@ from ..items import Article, Author, FeedPage, Page, Tag, Teaser
 from ..urls import normalize_url
 from . import fetchstate
 from . import models as m
+from .codec import (
+    FIRST_TRAINING,
+    Dictionaries,
+    PageCompressor,
+    capture_body,
+)
+
+# Re-exported: they lived here before codec.py, and other modules import them from here.
+from .codec import MissingCodec as MissingCodec
+from .codec import compress_body as compress_body
+from .codec import decompress_body as decompress_body
 from .engine import READ_ONLY, make_engine
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
 from .schema import prepare_schema
 
-try:
-    import zstandard
-except ImportError:  # zlib keeps the archive working; captures record which codec they used
-    zstandard = None
-
 ArticleStatus = Literal["new", "changed", "updated", "unchanged"]
 _Named = TypeVar("_Named", Author, Tag)
 _Runner = CoreRunner | SqliteRunner
 
-# Level 1: on the fixture pages (~70 KiB of HTML) 4.2:1 against level 3's 4.4:1, in about half
-# the time inside the store loop (~0.15 against ~0.25-0.4 ms a page, where level 3's larger match
-# tables fall out of the CPU cache between pages): captures ~5% larger, the database ~3%.
-_ZSTD_LEVEL = 1
 _IN_CHUNK = 500  # bound parameters per IN list: far below every SQLite build's limit
 _REMOVED_STATUSES = frozenset({404, 410})
 
@@ -79,6 +79,7 @@ _ARTICLE_FIELDS = (
     "extractor",
     "declared_canonical",
 )
+_BODY_TEXT = _ARTICLE_FIELDS.index("body_text")
 # Teaser columns a re-sighting refreshes (first_seen_at never changes).
 _TEASER_REFRESHED = (
     "position",
@@ -175,38 +176,16 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
-class MissingCodec(RuntimeError):
-    """A capture was compressed with a codec this Python cannot read (zstd without zstandard)."""
-
-
-_codec_state = threading.local()  # a zstd compressor must not be shared between threads
-
-
-def compress_body(body: bytes) -> tuple[bytes, str]:
-    """``(compressed, codec)``: zstandard (level 1), or zlib where zstandard is not installed."""
-    if zstandard is None:
-        return zlib.compress(body, 6), "zlib"
-    compressor = getattr(_codec_state, "zstd", None)
-    if compressor is None:
-        compressor = _codec_state.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-    return compressor.compress(body), "zstd"
-
-
-def decompress_body(data: bytes, compression: str) -> bytes:
-    """The bytes ``compress_body`` was given."""
-    if compression == "zlib":
-        return zlib.decompress(data)
-    if compression == "zstd":
-        if zstandard is None:
-            raise MissingCodec("this capture is zstd-compressed: install the zstandard package")
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    raise ValueError(f"unknown capture compression {compression!r}")
-
-
 class Archive:
     """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
 
-    def __init__(self, database_url: str, *, direct_sqlite: bool = True) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        direct_sqlite: bool = True,
+        dictionary_after: int = FIRST_TRAINING,
+    ) -> None:
         """Open the archive at ``database_url``, creating it (at the current schema) if empty.
 
         Raises ``SchemaError`` when the database's schema is older or newer than this code
@@ -219,6 +198,9 @@ class Archive:
         connection, compiled once from the same Core statements (see ``runner``). False sends them
         through SQLAlchemy Core as on other engines; so does an engine that logs its statements
         (``echo``, or the ``sqlalchemy.engine`` logger at INFO).
+
+        ``dictionary_after``: pages stored before the first capture dictionary is trained (see
+        ``codec``).
         """
         self.engine: Engine = make_engine(database_url)
         try:
@@ -229,6 +211,15 @@ class Archive:
         self._reader = self.engine.execution_options(**READ_ONLY)
         self._build_statements(self.engine.dialect.name)
         self._sqlite_cache: SqliteCompiledCache | None = None
+        # The writer's own connection, held from its first page to close(): a pool checkout
+        # (and on SQLite its reset) per page cost more than a small page's statements.
+        self._writer: Connection | None = None
+        self._writer_logs = False
+        #: The capture dictionaries read so far (for ``capture_body``).
+        self.dictionaries = Dictionaries()
+        self._compressor = PageCompressor(self.dictionaries, first_training=dictionary_after)
+        # Inside batched(): (pages per commit, pages stored since the last commit).
+        self._batch: list[int] | None = None
         dialect = self.engine.dialect
         if direct_sqlite and dialect.name == "sqlite" and dialect.driver == "pysqlite":
             self._sqlite_cache = SqliteCompiledCache(dialect)
@@ -236,6 +227,9 @@ class Archive:
     # -- life cycle --------------------------------------------------------------------------
 
     def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         self.engine.dispose()
 
     def __enter__(self) -> Self:
@@ -249,6 +243,68 @@ class Archive:
         """A connection for queries; on SQLite it never takes the write lock."""
         with self._reader.connect() as conn:
             yield conn
+
+    @contextmanager
+    def batched(self, pages: int = 200) -> Iterator[None]:
+        """Within the block, ``store_page`` and ``store_feed_page`` commit every ``pages`` pages
+        rather than each one; each page runs in its own SAVEPOINT, so a page that fails is rolled
+        back alone and the others stay.
+
+        For re-reads whose source outlives a crash (``reparse`` replays captures): a crash loses
+        at most the pages since the last commit, whole, and running again re-reads them. A crawl
+        commits every page (its pages exist nowhere else). Other writes (``start_run``,
+        ``finish_run``) must wait until the block ends: on SQLite the batch holds the write lock.
+        """
+        if self._batch is not None:
+            raise RuntimeError("already batching")
+        conn = self._writer_connection()
+        self._batch = [max(1, pages), 0]
+        try:
+            yield
+        finally:
+            self._batch = None
+            if conn.in_transaction():
+                # Every page in it is whole (its SAVEPOINT released): keep them, even on error.
+                try:
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+
+    def _writer_connection(self) -> Connection:
+        writer = self._writer
+        # A connection decides at its opening whether it logs statements: one opened before
+        # SQLAlchemy's logger was turned up would stay silent, so it is opened again then.
+        logs = self.engine.logger.isEnabledFor(logging.INFO)
+        if writer is not None and self._batch is None and self._writer_logs != logs:
+            writer.close()
+            writer = None
+        if writer is None or writer.closed or writer.invalidated:
+            writer = self._writer = self.engine.connect()
+            self._writer_logs = logs
+        return writer
+
+    @contextmanager
+    def _page_transaction(self) -> Iterator[Connection]:
+        """One page's writes: a transaction of their own, or a SAVEPOINT in the batch's."""
+        conn = self._writer_connection()
+        batch = self._batch
+        try:
+            if batch is None:
+                with conn.begin():
+                    yield conn
+                return
+            if not conn.in_transaction():
+                conn.begin()
+            with conn.begin_nested():
+                yield conn
+        except BaseException:
+            self._compressor.reset()  # a dictionary trained in it was rolled back too
+            raise
+        batch[1] += 1
+        if batch[1] >= batch[0]:
+            conn.commit()
+            batch[1] = 0
 
     # -- crawl runs --------------------------------------------------------------------------
 
@@ -336,7 +392,7 @@ class Archive:
         article = page.article
         capture_url = normalize_url(page.url)
         sha256 = hashlib.sha256(page.body).hexdigest()
-        with self.engine.begin() as conn:
+        with self._page_transaction() as conn:
             run = self._runner(conn)
             try:
                 # One lookup answers both "is this body stored?" and "is this article known?".
@@ -387,7 +443,7 @@ class Archive:
         result = StoreResult()
         capture_url = normalize_url(feed.url)
         sha256 = hashlib.sha256(feed.body).hexdigest()
-        with self.engine.begin() as conn:
+        with self._page_transaction() as conn:
             run = self._runner(conn)
             try:
                 known = run.first(self._sel_capture, {"capture_url": capture_url, "sha256": sha256})
@@ -485,11 +541,11 @@ class Archive:
         c = m.captures
         with self.reader() as conn:
             row = conn.execute(
-                select(c.c.body, c.c.compression).where(c.c.id == capture_id)
+                select(c.c.body, c.c.compression, c.c.dictionary_id).where(c.c.id == capture_id)
             ).first()
-        if row is None:
-            raise KeyError(f"no capture with id {capture_id}")
-        return decompress_body(row.body, row.compression)
+            if row is None:
+                raise KeyError(f"no capture with id {capture_id}")
+            return capture_body(conn, row, self.dictionaries)
 
     # -- the write path ----------------------------------------------------------------------
 
@@ -551,6 +607,14 @@ class Archive:
             .values(article_id=bindparam("b_article_id"))
         )
         self._ins_revision = insert(m.revisions)
+        r = m.revisions
+        # The article's current revision holds no body (the article's is it): before the
+        # article's body changes, that revision gets its own copy.
+        self._keep_revision_body = (
+            update(r)
+            .where(r.c.article_id == bindparam("b_article_id"), r.c.body_text.is_(None))
+            .values(body_text=bindparam("b_body_text"))
+        )
 
         self._upsert_names = {}
         for table in (m.authors, m.tags):
@@ -613,8 +677,10 @@ class Archive:
         now: str,
     ) -> tuple[int, bool]:
         # Compressed only now: an unchanged re-fetch was answered by the lookup.
-        body, compression = compress_body(page.body)
         feed = page if isinstance(page, FeedPage) else None
+        body, compression, dictionary_id = self._compressor.compress(
+            run, page.body, feed is None, now
+        )
         row = run.first(
             self._ins_capture,
             {
@@ -628,6 +694,7 @@ class Archive:
                 "headers": _to_json(page.headers),
                 "size": len(page.body),
                 "compression": compression,
+                "dictionary_id": dictionary_id,
                 "body": body,
                 "run_id": run_id,
                 "feed_page_url": feed.page_url if feed else None,
@@ -693,7 +760,9 @@ class Archive:
                 },
             )
             self._write_lists(run, article_id, authors, tags, article, replace=False)
-            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
+            self._add_revision(
+                run, article_id, article, authors, values, captured_at, capture_id, current=True
+            )
             # Teasers stored before this article was archived now learn their target.
             run.execute(
                 self._link_teasers,
@@ -728,11 +797,18 @@ class Archive:
             changes["changed_at"] = now
         elif changes:
             status = "updated"
+        if "body_text" in changes:
+            run.execute(
+                self._keep_revision_body,
+                {"b_article_id": article_id, "b_body_text": old[_BODY_TEXT]},
+            )
         run.execute(self._upd_article, {"b_id": article_id, **changes, "last_seen_at": now})
         if "lists_hash" in changes:
             self._write_lists(run, article_id, authors, tags, article, replace=True)
         if status == "changed":
-            self._add_revision(run, article_id, article, authors, values, captured_at, capture_id)
+            self._add_revision(
+                run, article_id, article, authors, values, captured_at, capture_id, current=True
+            )
         if "post_id" in changes and article.post_id:
             run.execute(
                 self._link_teasers,
@@ -749,7 +825,14 @@ class Archive:
         values: dict[str, Any],
         captured_at: str,
         capture_id: int,
+        *,
+        current: bool = False,
     ) -> None:
+        """A revision row. ``current``: it becomes the article's content (the article row is
+        written with ``article``'s body): then it keeps no body of its own, the article's is it
+        (``revisions.article_versions`` reads it there), so a page's text is stored once, and
+        ``_keep_revision_body`` copies it in before the article's body changes. Any other
+        revision (a version older than the article's) keeps its text."""
         run.execute(
             self._ins_revision,
             {
@@ -758,8 +841,9 @@ class Archive:
                 "content_hash": values["content_hash"],
                 "title": article.title,
                 "subtitle": article.subtitle,
-                "body_text": article.body_text,
-                "body_html": article.body_html,
+                # Text only: the article row keeps the current sanitised HTML.
+                "body_text": None if current else article.body_text,
+                "body_html": None,
                 # A JSON list: a name may hold ", " itself ("X, Jr."), a joined string could not
                 # be split back into the same names.
                 "authors": _to_json([a.name for a in authors]),

@@ -40,7 +40,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--into", metavar="PATH|URL", help="write into this archive instead (created if new)"
     )
+    add_jobs_argument(cmd)
     cmd.set_defaults(func=cmd_reparse)
+
+
+def add_jobs_argument(cmd: argparse.ArgumentParser) -> None:
+    """``--jobs N`` of the commands that re-read captures (``reparse``, ``import``)."""
+    cmd.add_argument(
+        "--jobs",
+        metavar="N",
+        type=_jobs,
+        default=None,
+        help="processes that parse (default: one per core); one writer stores, in fetch order, "
+        "so the result is the same for any N",
+    )
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of processes, 1 or more: {text!r}"
+        )
+    return value
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
@@ -48,11 +73,12 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
     from rsarchive.archive import Archive
+    from rsarchive.archive.codec import MissingCodec
     from rsarchive.archive.queries import BadDate, date_bound
-    from rsarchive.archive.store import MissingCodec
     from rsarchive.cli.db import existing_archive
     from rsarchive.cli.query import site_url
     from rsarchive.pipelines.reparse import NoCaptures, reparse
+    from rsarchive.pipelines.replay import default_jobs
     from rsarchive.progress import command_progress
     from rsarchive.urls import normalize_url
 
@@ -65,16 +91,19 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     source_url = existing_archive(args.db)
     target_url = database_url(args.into) if args.into else source_url
     opening = source_url
+    jobs = args.jobs or default_jobs()
     progress = command_progress("reparse", None, unit="captures")
     report = progress.update if progress else None
     try:
         with Archive(source_url) as source:
             if target_url == source_url:
-                result = reparse(source, source, since=since, url=url, progress=report)
+                result = reparse(source, source, since=since, url=url, jobs=jobs, progress=report)
             else:
                 opening = target_url
                 with Archive(target_url) as target:
-                    result = reparse(source, target, since=since, url=url, progress=report)
+                    result = reparse(
+                        source, target, since=since, url=url, jobs=jobs, progress=report
+                    )
     except (NoSuchModuleError, ImportError) as exc:  # no driver installed (the --into target)
         where = make_url(opening).render_as_string(hide_password=True)
         # A configuration problem, as for every reading command (queries.MissingDriver).

@@ -22,6 +22,7 @@ from rsarchive.cli import (
     database_url,
 )
 from rsarchive.cli.query import site_url
+from rsarchive.cli.reparse import add_jobs_argument
 
 
 def _size(value: str) -> int:
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip (with a warning) a record or decoded body larger than this "
         "(default: DOWNLOAD_MAXSIZE, %(default)s)",
     )
+    add_jobs_argument(cmd)
     cmd.set_defaults(func=cmd_import)
 
 
@@ -71,6 +73,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from rsarchive.archive import Archive
     from rsarchive.archive.store import MissingCodec
     from rsarchive.interop.importer import DamagedFile, Importer
+    from rsarchive.pipelines.replay import default_jobs
 
     files = [Path(f) for f in args.files]
     for path in files:
@@ -88,7 +91,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     except DamagedFile as exc:  # keep what came before it, then stop
                         damaged = str(exc)
                         break
-                replay = job.replay([str(p) for p in files])
+                replay = job.replay([str(p) for p in files], jobs=args.jobs or default_jobs())
             finally:
                 job.close()
     except (NoSuchModuleError, ImportError) as exc:

@@ -309,11 +309,13 @@ class Importer:
 
     # -- replaying -------------------------------------------------------------------------------
 
-    def replay(self, files: list[str]) -> ReparseResult:
-        """Replay the staged captures into the archive, oldest first (``reparse``)."""
+    def replay(self, files: list[str], jobs: int = 1) -> ReparseResult:
+        """Replay the staged captures into the archive, oldest first (``reparse``), parsing on
+        ``jobs`` processes (the result is the same for any number)."""
         self.result.replay = reparse(
             self.staging,
             self.target,
+            jobs=jobs,
             run_name="import",
             run_args={"files": files, "records": self.result.records},
         )

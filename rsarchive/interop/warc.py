@@ -25,8 +25,8 @@ from warcio.warcwriter import WARCWriter
 
 from rsarchive import __version__
 from rsarchive.archive import models as m
+from rsarchive.archive.codec import Dictionaries, capture_body
 from rsarchive.archive.engine import READ_ONLY
-from rsarchive.archive.store import decompress_body
 from rsarchive.interop import FEED_PAGE_URL, FEED_POSITION, FEED_REPEATS, REQUESTED_URL
 
 _BATCH = 200  # captures read per query: bodies are decompressed one at a time
@@ -181,16 +181,22 @@ def write_warc(
     written: dict[str, tuple[str, str, str]] = {}
     c = m.captures
     reader = engine.execution_options(**READ_ONLY)
+    dictionaries = Dictionaries()  # the zstd dictionaries bodies were compressed with, read once
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         with reader.connect() as conn:
             rows = {row.id: row for row in conn.execute(select(c).where(c.c.id.in_(chunk)))}
+            bodies: dict[int, bytes | zlib.error] = {}
+            for capture_id, row in rows.items():
+                try:
+                    bodies[capture_id] = capture_body(conn, row, dictionaries)
+                except zlib.error as exc:
+                    bodies[capture_id] = exc
         for capture_id in chunk:
             row = rows[capture_id]
-            try:
-                body = decompress_body(row.body, row.compression)
-            except zlib.error as exc:
-                raise ValueError(f"capture {row.id} ({row.url}): damaged body: {exc}") from exc
+            body = bodies[capture_id]
+            if isinstance(body, zlib.error):
+                raise ValueError(f"capture {row.id} ({row.url}): damaged body: {body}") from body
             uri = row.final_url or row.url
             warc_headers = {"WARC-Date": row.fetched_at, **_own_headers(row, uri)}
             response_headers = StatusAndHeaders(

@@ -6,45 +6,39 @@ The pages come out of ``captures`` (decompressed, the bytes as received), become
 answers become the spider's ``FeedPage`` items (``parse_load_more``, ``keep_feed_teasers``) and go
 to ``Archive.store_feed_page``. Into another archive every capture is replayed in fetch order (an
 answer after the page whose feed it continues), so teasers link to their targets and keep their
-positions as they did in the crawl; in place, only each URL's current capture.
+positions as they did in the crawl; in place, only each URL's current capture. The replay itself
+(worker processes parse, this one stores, in order) is ``replay.replay``.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from scrapy.exceptions import DropItem
-from scrapy.responsetypes import responsetypes
-from scrapy.settings import Settings
-from scrapy.statscollectors import StatsCollector
 from sqlalchemy import func, or_, select
 
 from rsarchive.archive import Archive
 from rsarchive.archive import models as m
-from rsarchive.archive.store import decompress_body
-from rsarchive.extract.loadmore import keep_feed_teasers, parse_load_more
-from rsarchive.items import FeedPage, Page
-from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
-from rsarchive.pipelines.split import SplitPipeline
-from rsarchive.spiders import fix_encoding, page_selector
+from rsarchive.archive.codec import capture_body
+from rsarchive.pipelines.replay import (
+    Capture,
+    ReplayCounts,
+    feed_page_from_capture,
+    page_from_capture,
+    replay,
+)
 from rsarchive.urls import normalize_url
+
+__all__ = ["NoCaptures", "ReparseResult", "feed_page_from_capture", "page_from_capture", "reparse"]
+
+# Captures read from the archive per query.
+_READ_CHUNK = 100
 
 
 class NoCaptures(LookupError):
     """The archive holds no capture of the page asked for (``url``): nothing to replay."""
-
-
-class _OfflineCrawler:
-    """What the split and clean steps read from a crawler: its settings and stats."""
-
-    def __init__(self, site_url: str, stats: StatsCollector | None = None) -> None:
-        self.settings = Settings({"RSARCHIVE_SITE_URL": site_url, "STATS_DUMP": False})
-        self.stats = stats or StatsCollector(self)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -57,51 +51,6 @@ class ReparseResult:
     teasers_new: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def page_from_capture(capture: Any, body: bytes) -> Page:
-    """The ``Page`` the spider yielded for this response (as ``RebelMouseSpider.page_item``)."""
-    headers: dict[str, str] = json.loads(capture.headers or "{}")
-    url = capture.final_url or capture.url
-    cls = responsetypes.from_args(headers=headers, url=url, body=body)
-    response = fix_encoding(cls(url=url, status=capture.status, headers=headers, body=body))
-    return Page(
-        url=url,
-        status=capture.status,
-        fetched_at=capture.fetched_at,
-        requested_url=capture.requested_url,
-        content_type=capture.content_type,
-        headers=headers,
-        body=body,
-        selector=page_selector(response)[0],
-    )
-
-
-def feed_page_from_capture(capture: Any, body: bytes) -> FeedPage:
-    """The ``FeedPage`` the spider yielded for this load-more answer (as
-    ``RebelMouseSpider.feed_page_item``), its teasers read again by today's parser.
-
-    Raises ValueError when the answer is not the JSON the endpoint sends.
-    """
-    url = capture.final_url or capture.url
-    position = capture.feed_position or 0
-    more = parse_load_more(body, capture.feed_page_url, position)
-    repeats: list[str] = json.loads(capture.feed_repeats or "[]")
-    # The answer came from the configured site: its host is the site.
-    parts = urlsplit(url)
-    return FeedPage(
-        url=url,
-        page_url=capture.feed_page_url,
-        fetched_at=capture.fetched_at,
-        teasers=keep_feed_teasers(more.teasers, set(repeats), f"{parts.scheme}://{parts.netloc}"),
-        status=capture.status,
-        requested_url=capture.requested_url,
-        content_type=capture.content_type,
-        headers=json.loads(capture.headers or "{}"),
-        body=body,
-        position=position,
-        repeats=repeats,
-    )
 
 
 def _feeds_of(source: Archive, url: str) -> set[str]:
@@ -175,12 +124,35 @@ def _current_selection(source: Archive, since: str | None, url: str | None) -> l
     return [capture_id for _, _, capture_id in chosen]
 
 
+def _captures(source: Archive, ids: list[int]) -> Iterator[Capture]:
+    """The captures of ``ids``, in that order, bodies decompressed; read a chunk at a time (no
+    read transaction held open while the replay writes)."""
+    c = m.captures
+    columns = [c.c[name] for name in Capture.__slots__ if name != "body"]
+    stored = [c.c.id, c.c.body, c.c.compression, c.c.dictionary_id]
+    for i in range(0, len(ids), _READ_CHUNK):
+        chunk = ids[i : i + _READ_CHUNK]
+        with source.reader() as conn:
+            rows = {
+                row.id: row
+                for row in conn.execute(select(*stored, *columns).where(c.c.id.in_(chunk)))
+            }
+            bodies = {i: capture_body(conn, row, source.dictionaries) for i, row in rows.items()}
+        for capture_id in chunk:
+            row = rows[capture_id]
+            yield Capture(
+                body=bodies[capture_id],
+                **{col.name: row._mapping[col.name] for col in columns},
+            )
+
+
 def reparse(
     source: Archive,
     target: Archive,
     *,
     since: str | None = None,
     url: str | None = None,
+    jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     run_name: str = "reparse",
     run_args: dict[str, Any] | None = None,
@@ -191,72 +163,45 @@ def reparse(
     ``target`` may be ``source`` itself: then only each URL's current capture is replayed (see
     ``_current_selection``), so an unchanged parser changes nothing but ``last_seen_at`` and a
     parser whose output differs adds one revision (with its version) per changed article.
+    ``jobs``: processes that parse (see ``replay``); the result is the same for any number.
+    ``run_name``, ``run_args``: the ``crawl_runs`` row it is recorded as (an import replays its
+    staged captures through here as its own run).
     """
-    c = m.captures
     in_place = target is source
     ids = (_current_selection if in_place else _selection)(source, since, url)
     if url and not ids:
         when = f" fetched at or after {since}" if since else ""
         raise NoCaptures(f"no capture of {normalize_url(url)}{when} in the archive")
 
-    # `rsarchive import` replays through here too, recorded as its own run (``run_name``).
     args = {**(run_args or {"since": since, "url": url}), "captures": len(ids)}
     result = ReparseResult(run_id=target.start_run(run_name, args))
-    stats = StatsCollector(_OfflineCrawler(""))  # type: ignore[arg-type]
-    steps: dict[str, tuple[SplitPipeline, CleanPipeline]] = {}
+    counts = ReplayCounts()
     status, reason = "failed", "error"
     try:
-        for done, capture_id in enumerate(ids, start=1):
-            with source.reader() as conn:
-                row = conn.execute(select(c).where(c.c.id == capture_id)).first()
-            assert row is not None
-            body = decompress_body(row.body, row.compression)
+        replay(
+            _captures(source, ids),
+            target,
+            result.run_id,
+            counts,
+            jobs=jobs,
             # Into another archive: the times are those of the captures (a faithful rebuild).
             # In place: the archive is re-read now, and what changes now is dated now.
-            seen_at = None if in_place else row.fetched_at
-            if row.feed_page_url is not None:
-                result.captures += 1
-                try:
-                    feed = feed_page_from_capture(row, body)
-                except ValueError:
-                    result.dropped["feed_invalid"] += 1
-                    continue
-                stored = target.store_feed_page(feed, result.run_id, seen_at=seen_at)
-                result.feed_pages_stored += 1
-                result.teasers_new += stored.teasers_new
-                if progress:
-                    progress(done, len(ids))
-                continue
-            page = page_from_capture(row, body)
-            # The capture was archived under the site it came from: the same host counts here.
-            parts = urlsplit(page.url)
-            origin = f"{parts.scheme}://{parts.netloc}"
-            if origin not in steps:
-                crawler = _OfflineCrawler(origin, stats)
-                steps[origin] = (SplitPipeline(crawler), CleanPipeline(crawler))
-            split, clean = steps[origin]
-            result.captures += 1
-            try:
-                page = clean.process_item(split.process_item(page))
-            except DropItem as exc:
-                key = exc.key if isinstance(exc, NotArchivable) else "other"
-                result.dropped[key] += 1
-                continue
-            page.selector = None
-            stored = target.store_page(page, result.run_id, seen_at=seen_at)
-            result.pages_stored += 1
-            if stored.article_status:
-                result.articles[stored.article_status] += 1
-            result.teasers_new += stored.teasers_new
-            if progress:
-                progress(done, len(ids))
+            keep_times=not in_place,
+            progress=(lambda done: progress(done, len(ids))) if progress else None,
+        )
         status, reason = "finished", "finished"
     except KeyboardInterrupt:
         status, reason = "interrupted", "shutdown"
         raise
     finally:
+        result.captures = counts.captures
+        result.pages_stored = counts.pages_stored
+        result.feed_pages_stored = counts.feed_pages_stored
+        result.articles = counts.articles
+        result.teasers_new = counts.teasers_new
+        result.dropped = counts.dropped
         result.stats = {
-            **stats.get_stats(),
+            **counts.step_stats,
             "rsarchive/captures_reparsed": result.captures,
             "rsarchive/pages_stored": result.pages_stored,
             "rsarchive/feed_pages_stored": result.feed_pages_stored,

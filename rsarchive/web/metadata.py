@@ -143,13 +143,27 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "sha256": "SHA-256 of the uncompressed body",
             "size": "Uncompressed body size in bytes",
             "compression": "How body is compressed: zstd or zlib",
-            "body": "The response body, compressed",
+            "body": "The response body, compressed (with the dictionary of dictionary_id, if any)",
             "run_id": "The crawl run that fetched it (crawl_runs.id)",
             "feed_page_url": "For a load-more answer (JSON): the page whose keep-reading feed it "
             "continues, the page_url of its teasers; empty for a page",
             "feed_position": "For a load-more answer: the teaser position of its first post",
             "feed_repeats": "For a load-more answer: its posts the page or an earlier answer had "
             "shown already, left out (JSON list of URLs); empty when none",
+            "dictionary_id": "The zstd dictionary body was compressed with "
+            "(capture_dictionaries.id); empty: none",
+        },
+    ),
+    "capture_dictionaries": (
+        "zstd dictionaries trained on the archive's own pages, one row per version: captures "
+        "compressed with one take a fraction of their size alone.",
+        {
+            "id": "Dictionary id (captures.dictionary_id)",
+            "created_at": "When it was trained, ISO 8601 UTC",
+            "samples": "How many stored pages it was trained on",
+            "last_capture_id": "The newest capture it was trained on (captures.id)",
+            "zstd_id": "The id zstd writes into each frame compressed with it",
+            "dictionary": "The dictionary itself (binary)",
         },
     ),
     "revisions": (
@@ -161,10 +175,12 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "content_hash": _ARTICLE["content_hash"],
             "title": "Headline of this version",
             "subtitle": "Dek of this version",
-            "body_text": "Body of this version as plain text",
-            "body_html": "Body of this version as sanitised HTML; shown here sanitised once more",
-            "authors": "Byline of this version as a JSON array of names (in archives written "
-            'older archives: the names joined with ", ")',
+            "body_text": "Body of this version as plain text; empty for the article's current "
+            "version, whose body is the article's (articles.body_text)",
+            "body_html": "Body of this version as sanitised HTML, in archives written before "
+            "schema 0007 (revisions keep text only now); shown here sanitised once more",
+            "authors": "Byline of this version as a JSON array of names (in older "
+            'archives: the names joined with ", ")',
             "capture_id": "The raw response it came from (captures.id)",
             "parser_version": "Version of the extractor that read this version from the page",
         },

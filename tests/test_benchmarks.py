@@ -1,0 +1,53 @@
+"""The benchmarks keep running: each on a tiny size, checking the table it prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(script: str, *args: str, timeout: int = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bench_query_builds_an_archive_the_readers_open(tmp_path: Path) -> None:
+    cache = tmp_path / "bench.db"
+    out = _bench("bench_query.py", "--articles", "300", "--cache", str(cache), "--repeat", "1")
+    assert "archive: 300 articles" in out
+    for row in ("| search, 18 queries x 1", "| show by URL", "| export jsonl, 300 articles"):
+        assert row in out
+    # The cache is reused as it is: a second run opens it without building again.
+    again = _bench("bench_query.py", "--articles", "300", "--cache", str(cache), "--repeat", "1")
+    assert "archive: 300 articles" in again
+
+
+def test_bench_crawl_fetches_over_loopback_http_with_the_production_stack() -> None:
+    out = _bench("bench_crawl.py", "--pages", "30", "--runs", "1")
+    assert "over HTTP from 127.0.0.1" in out
+    run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in run.strip("|").split("|")]
+    assert cells[3] == "30"  # every page went through split, clean and store
+    assert "archive crawl vs bare Scrapy: min" in out
+
+
+def test_bench_size_compares_the_archive_with_a_warc_gz_of_the_same_responses() -> None:
+    out = _bench("bench_size.py", "--pages", "100")
+    assert "100 replicated fixture pages (100 stored)" in out
+    assert "| WARC.gz (warcio, gzip per record) |" in out
+    assert "| - captures |" in out and "| - capture_dictionaries |" in out
+    assert "archive vs WARC.gz:" in out
+
+
+def test_bench_reparse_compares_two_jobs_with_one() -> None:
+    out = _bench("bench_reparse.py", "--pages", "40", "--runs", "1")
+    run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    assert "| 40 / 40 |" in run  # both stored every page
+    assert "reparse --jobs 2 vs --jobs 1: min" in out
