@@ -5,12 +5,34 @@ user runs it (real `rsarchive` subprocesses against the fixture site on 127.0.0.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import sqlite3
+import stat
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
+from conftest import rsarchive, scrapy_crawl
+from test_cron import RSARCHIVE, rsarchive_crawl, urls
 
 from rsarchive.cli import build_parser, main
 
 HUGE = "99999999999999999999"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    """A small real archive (the demo's crawl of the fixture site)."""
+    db = tmp_path_factory.mktemp("archive") / "A.db"
+    proc = rsarchive("demo", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    return db
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -59,11 +81,102 @@ def test_an_integer_option_out_of_range_is_a_usage_error(words, option, value, c
 
 
 def test_search_with_a_huge_limit_exits_64_in_one_line(tmp_path):
-    from conftest import rsarchive
-
     proc = rsarchive("search", "Blinken", "--limit", HUGE, "--db", str(tmp_path / "a.db"))
     assert proc.returncode == 64
     assert proc.stderr.splitlines()[-1] == (
         f"rsarchive search: error: argument --limit: too large (at most 2147483647): {HUGE}"
     )
     assert "Traceback" not in proc.stderr
+
+
+# -- what --db and --output may name ------------------------------------------------------------
+
+
+def foreign_database(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+        conn.execute("INSERT INTO moz_places (url) VALUES ('https://example.org/')")
+    conn.close()
+    return path
+
+
+def test_crawl_refuses_another_programs_database_before_any_request(site_server, tmp_path):
+    db = foreign_database(tmp_path / "places.sqlite")
+    before = digest(db)
+    run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "seed"))
+    assert run.returncode == 78
+    assert run.stderr == (
+        f"rsarchive crawl: {db} is not an rsarchive archive (another program's database, with "
+        "the tables moz_places): give an archive, a new file or an empty database\n"
+    )
+    assert site_server.requests == []
+    # Not a byte changed (not even its journal mode), and nothing written beside it.
+    assert digest(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["places.sqlite"]
+
+
+def test_scrapy_crawl_adds_no_table_to_another_programs_database(site_server, tmp_path):
+    db = foreign_database(tmp_path / "places.sqlite")
+    result = scrapy_crawl("article", db, site_server.url, "-a", urls(site_server, "seed"))
+    assert "is not an rsarchive archive: it holds another program's tables (1, such as " \
+        "moz_places)" in result.log  # fmt: skip
+    assert result.rows("SELECT name FROM sqlite_master WHERE type = 'table'") == [("moz_places",)]
+    assert [p for p in site_server.requests if p != "/robots.txt"] == []
+
+
+def test_crawl_into_dev_null_is_refused_before_anything_is_written(site_server):
+    before = set(os.listdir("/dev"))
+    proc = subprocess.run(
+        [str(RSARCHIVE), "crawl", "article", "-a", urls(site_server, "seed"), "--db", "/dev/null",
+         "-s", f"RSARCHIVE_SITE_URL={site_server.url}"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")},
+    )  # fmt: skip
+    assert proc.returncode == 74
+    assert proc.stderr == "rsarchive crawl: cannot open the archive /dev/null: not a regular file\n"
+    assert set(os.listdir("/dev")) == before
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert site_server.requests == []
+
+
+def test_export_never_writes_over_the_archive_or_another_database(archive, tmp_path):
+    before = digest(archive)
+    other = tmp_path / "other.db"
+    other.write_bytes(archive.read_bytes())
+    for target, message in [
+        (archive, f"refusing to write over the archive {archive}"),
+        (Path(f"{archive}.lock"), f"refusing to write over the archive {archive}"),
+        (other, f"refusing to write over {other}: it is a SQLite database"),
+        (tmp_path, f"cannot write {tmp_path}: it is a directory"),
+    ]:
+        proc = rsarchive("export", "--db", str(archive), "--output", str(target))
+        assert (proc.returncode, proc.stderr) == (73, f"rsarchive export: {message}\n")
+    assert digest(archive) == before
+    assert digest(other) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["other.db"]  # no .part left either
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_export_writes_into_a_device_never_replacing_it(archive):
+    full = rsarchive("export", "--db", str(archive), "--output", "/dev/full")
+    assert (full.returncode, full.stderr) == (
+        73,
+        "rsarchive export: cannot write /dev/full: No space left on device\n",
+    )
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    null = rsarchive("export", "--db", str(archive), "--output", "/dev/null")
+    assert null.returncode == 0 and null.stderr.startswith("exported 10 articles to /dev/null")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_export_into_a_named_pipe_streams_through_it(archive, tmp_path):
+    fifo = tmp_path / "articles.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    proc = rsarchive("export", "--db", str(archive), "--output", str(fifo))
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len(received[0].decode().splitlines()) == 10
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
