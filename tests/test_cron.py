@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,40 @@ def wait_for(predicate, what: str, timeout: float = 60) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.05)
+
+
+class Gate:
+    """Holds the answers to some pages until the test opens it (bounded: 60 s at most), so a
+    run is still busy when the test acts on it, however slow the machine."""
+
+    def __init__(self, server: SiteServer, *cases: str) -> None:
+        self.event = threading.Event()
+        self.waiting = 0
+        for case in cases:
+            server.handlers[path_of(server, case)] = self._held(server)
+
+    def _held(self, server: SiteServer):
+        def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+            self.waiting += 1
+            self.event.wait(timeout=60)
+            return server.site.respond(path, origin=server.url)
+
+        return answer
+
+    def open(self) -> None:
+        self.event.set()
+
+
+def stop(proc: subprocess.Popen, db: Path, gate: Gate) -> str:
+    """SIGTERM a run whose page the gate holds; once it took the signal, let the page go (the
+    run finishes it and stops). Its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        wait_for(lambda: "Received SIGTERM" in log_text(db), "the SIGTERM to be taken")
+    finally:
+        gate.open()
+        _, stderr = proc.communicate(timeout=60)
+    return stderr
 
 
 def count(db: Path, sql: str) -> int:
@@ -392,8 +427,10 @@ def test_a_second_run_while_one_is_active_exits_75_naming_it_and_writes_nothing(
     site_server, tmp_path
 ):
     db = tmp_path / "a.db"
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    # The first run's pages are held until the end: it cannot finish before the SIGTERM below,
+    # however long the second run takes to start on a busy machine (it once did, and the
+    # SIGTERM found it exiting: -15).
+    gate = Gate(site_server, *ARTICLES)
     first = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES),
                 settings={"CONCURRENT_REQUESTS": "1"}),
@@ -412,9 +449,9 @@ def test_a_second_run_while_one_is_active_exits_75_naming_it_and_writes_nothing(
         assert second.stdout == ""
         assert log_files(db) == logs_before
         assert count(db, "SELECT count(*) FROM crawl_runs") == 1
+        assert first.poll() is None  # still running, its page held
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+        stop(first, db, gate)
     assert first.returncode == 3
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -15,7 +16,20 @@ from pathlib import Path
 
 import pytest
 from conftest import rsarchive, scrapy_crawl
-from test_cron import RSARCHIVE, rsarchive_crawl, urls
+from test_cron import (
+    ARTICLES,
+    RSARCHIVE,
+    Gate,
+    clean_env,
+    command,
+    count,
+    log_files,
+    rsarchive_crawl,
+    run_row,
+    stop,
+    urls,
+    wait_for,
+)
 
 from rsarchive.cli import build_parser, main
 
@@ -180,3 +194,76 @@ def test_export_into_a_named_pipe_streams_through_it(archive, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(received[0].decode().splitlines()) == 10
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# -- kills --------------------------------------------------------------------------------------
+
+
+WHOLE = (
+    "SELECT a.url, a.content_hash,"
+    " (SELECT count(*) FROM teasers t WHERE t.page_article_id = a.id),"
+    " (SELECT count(*) FROM article_authors aa WHERE aa.article_id = a.id),"
+    " (SELECT count(*) FROM revisions r WHERE r.article_id = a.id)"
+    " FROM articles a ORDER BY a.url"
+)
+
+
+def start_crawl(server, db: Path, *cases: str, settings: dict | None = None, env=None):
+    return subprocess.Popen(
+        command(server, db, "article", "-a", urls(server, *cases), "-a", "feed_pages=0",
+                settings={"CONCURRENT_REQUESTS": "1", **(settings or {})}),
+        env=env or clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    gate = Gate(site_server, *ARTICLES[1:])  # the first page is stored, the second is held
+    proc = start_crawl(site_server, db, *ARTICLES)
+    try:
+        wait_for(lambda: count(db, "SELECT count(*) FROM captures") == 1, "the first page")
+        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        gate.open()
+    assert proc.returncode == -signal.SIGKILL
+    (killed,) = [row[0] for row in sqlite3.connect(db).execute("SELECT id FROM crawl_runs")]
+    assert run_row(db, killed)["status"] == "running"  # nobody could close it
+
+    again = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, *ARTICLES))
+    assert (again.returncode, again.stderr) == (0, "")
+    row = run_row(db, killed)
+    assert (row["status"], row["finish_reason"], row["exit_code"]) == (
+        "interrupted",
+        "killed",
+        None,
+    )
+    # Its end is when it stored its last page.
+    assert (
+        row["finished_at"]
+        == again.rows("SELECT max(fetched_at) FROM captures WHERE run_id = ?", killed)[0][0]
+    )
+    log = log_files(db)[-1].read_text(encoding="utf-8")
+    assert f"run {killed} (pid {proc.pid}, started {row['started_at']}) died without closing: " \
+        "marked killed" in log  # fmt: skip
+    assert again.rows("PRAGMA integrity_check") == [("ok",)]
+    assert len(again.rows(WHOLE)) == len(ARTICLES)
+
+
+def test_a_live_run_is_never_marked_killed(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    gate = Gate(site_server, *ARTICLES[1:])
+    first = start_crawl(site_server, db, *ARTICLES)
+    try:
+        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+        # `scrapy crawl` takes no lock: it runs beside the first, and must leave its row alone.
+        second = scrapy_crawl("article", db, site_server.url, "-a", urls(site_server, "seed"))
+        assert second.returncode == 0, second.log
+        assert second.rows("SELECT status FROM crawl_runs ORDER BY id") == [
+            ("running",),
+            ("finished",),
+        ]
+    finally:
+        stop(first, db, gate)
+    assert first.returncode == 3

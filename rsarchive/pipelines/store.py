@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
+from rsarchive.archive.runs import close_dead_runs
 from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.outcome import GONE_ARCHIVED, exit_code, run_status
 from rsarchive.urls import normalize_url
@@ -200,6 +201,7 @@ def _mark_removed(archive: Archive, urls: list[str], status: int) -> tuple[bool,
 
 def _open(database_url: str, spider: str, args: dict[str, Any]) -> tuple[Archive, int]:
     archive = Archive(database_url)
+    close_dead_runs(archive.engine)  # runs killed before they could close their row
     return archive, archive.start_run(spider, args)
 
 
