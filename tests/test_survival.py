@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import resource
 import signal
 import sqlite3
 import stat
@@ -24,6 +26,7 @@ from test_cron import (
     command,
     count,
     log_files,
+    path_of,
     rsarchive_crawl,
     run_row,
     stop,
@@ -267,3 +270,99 @@ def test_a_live_run_is_never_marked_killed(site_server, tmp_path):
     finally:
         stop(first, db, gate)
     assert first.returncode == 3
+
+
+# -- storage: full, read-only, damaged ----------------------------------------------------------
+
+
+def many_pages(server, n: int) -> list[str]:
+    """``n`` distinct article pages on the server (the seed page under other URLs and post
+    ids); their paths."""
+    seed = path_of(server, "seed")
+
+    def page(path: str) -> tuple[int, dict[str, str], bytes]:
+        number = int(path.rstrip("/").rsplit("-", 1)[1])
+        status, headers, body = server.site.respond(seed, origin=server.url)
+        body = body.replace(b"blinken-lavrov-iceland", f"page-{number}".encode())
+        body = body.replace(b"2652879530", str(3_000_000_000 + number).encode())
+        headers.pop("ETag", None)
+        return status, headers, body
+
+    paths = [f"/2024/01/01/page-{i}/" for i in range(n)]
+    for path in paths:
+        server.handlers[path] = page
+    return paths
+
+
+def url_file(server, paths: list[str], where: Path) -> str:
+    where.write_text("".join(f"{server.url}{p}\n" for p in paths), encoding="utf-8")
+    return f"url_file={where}"
+
+
+def file_size_limit(limit: int):
+    def apply() -> None:  # in the child, before exec: as `ulimit -f` would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def whole_pages(db: Path) -> None:
+    """Integrity, and no page stored in part: every article has its three teasers (the seed
+    page's) and a revision with its capture, every capture of a page its article."""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        partial = conn.execute(
+            "SELECT a.url FROM articles a WHERE"
+            " (SELECT count(*) FROM teasers t WHERE t.page_article_id = a.id) != 3"
+            " OR NOT EXISTS (SELECT 1 FROM revisions r JOIN captures c ON c.id = r.capture_id"
+            "                WHERE r.article_id = a.id)"
+        ).fetchall()
+        assert partial == []
+        # Every page's capture is some revision's (these pages never change).
+        orphans = conn.execute(
+            "SELECT c.url FROM captures c WHERE c.feed_page_url IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM revisions r WHERE r.capture_id = c.id)"
+        ).fetchall()
+        assert orphans == []
+    conn.close()
+
+
+def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_rest(
+    site_server, tmp_path
+):
+    db = tmp_path / "a.db"
+    paths = many_pages(site_server, 60)
+    args = ("-a", url_file(site_server, paths, tmp_path / "urls.txt"), "-a", "feed_pages=0")
+    proc = subprocess.run(
+        command(site_server, db, "article", *args), env=clean_env(), capture_output=True,
+        text=True, timeout=120, check=False, preexec_fn=file_size_limit(600_000),
+    )  # fmt: skip
+    assert proc.returncode == 74, proc.stderr
+    reason, line = proc.stderr.splitlines()
+    assert reason.startswith("rsarchive crawl article: run 1: cannot write to the archive: ")
+    assert "(SQLITE_" in reason and reason.endswith(".log")
+    summary = json.loads(line)
+    assert (summary["status"], summary["finish_reason"], summary["exit_code"]) == (
+        "failed",
+        "storage_error",
+        74,
+    )
+    stats = summary["stats"]
+    stored = stats["rsarchive/pages_stored"]
+    assert 1 <= stored < 60
+    # It stopped: far fewer than 60 pages asked for (those in flight at most), one error line.
+    asked = [p for p in site_server.requests if p in paths]
+    assert len(asked) <= stored + stats["rsarchive/store_failed"] + 16
+    assert len(asked) < 60
+    log = log_files(db)[0].read_text(encoding="utf-8")
+    assert log.count(" ERROR: ") == 1 and "Traceback" not in log
+    whole_pages(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM articles").fetchone() == (stored,)
+    conn.close()
+
+    again = rsarchive_crawl(site_server, db, "article", *args)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.rows("SELECT count(*) FROM articles") == [(60,)]
+    whole_pages(db)

@@ -401,6 +401,8 @@ def _summary(plan: Plan, outcome: Outcome, log_file: Path) -> dict[str, Any]:
             "exit_code": row["exit_code"] if row["exit_code"] is not None else code,
             "pid": row["pid"],
         }
+        if row["status"] == "running":  # its row could not be closed (a full disk)
+            summary.update(status=run_status(reason), finish_reason=reason, exit_code=code)
         stats = row["stats"] or stats
     else:  # no row: the database could not be opened, or the crawl never started
         summary = {
@@ -459,7 +461,9 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
         return f"the crawl could not start: {outcome.error} (exit {code})"
     detail = {
         EXIT_USAGE: ("usage error", stats.get("rsarchive/usage_error")),
-        EXIT_DB: ("cannot open the archive", stats.get("rsarchive/database_error")),
+        EXIT_DB: ("cannot write to the archive", stats.get("rsarchive/storage_error"))
+        if stats.get("rsarchive/storage_error")
+        else ("cannot open the archive", stats.get("rsarchive/database_error")),
         EXIT_TRY_LATER: (
             "robots.txt unavailable, nothing fetched",
             stats.get("rsarchive/robots_unavailable"),
