@@ -8,6 +8,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import resource
 import signal
 import sqlite3
@@ -366,3 +367,53 @@ def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_
     assert (again.returncode, again.stderr) == (0, "")
     assert again.rows("SELECT count(*) FROM articles") == [(60,)]
     whole_pages(db)
+
+
+# -- SIGKILL anywhere (T43) ---------------------------------------------------------------------
+
+#: Where the store's fault hook (rsarchive/archive/faults.py) can kill the process: a run's row,
+#: each statement of a page's transaction, and right after its commit.
+KILL_POINTS = ("run", "lookup", "capture", "article", "teasers", "state", "commit")
+KILLS, CHUNKS = 50, 5
+
+
+def kill_plan(chunk: int) -> list[tuple[str, int]]:
+    """This chunk's share of the 50 kills: (point, n) pairs, random but the same every time."""
+    rng = random.Random(43)
+    plan = [(rng.choice(KILL_POINTS), rng.randint(1, 2)) for _ in range(KILLS)]
+    plan = [(point, 1 if point == "run" else n) for point, n in plan]
+    per = KILLS // CHUNKS
+    return plan[chunk * per : (chunk + 1) * per]
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_sigkill_at_any_point_leaves_every_page_whole_and_the_next_run_completes(
+    site_server, tmp_path, chunk
+):
+    db = tmp_path / "a.db"
+    plan = kill_plan(chunk)
+    paths = many_pages(site_server, 2 * len(plan) + 2)
+    for i, (point, n) in enumerate(plan):
+        # 4 pages a run: 2 the run before may have stored, 2 new: every point is reached twice.
+        args = ("-a", url_file(site_server, paths[2 * i : 2 * i + 4], tmp_path / "urls.txt"))
+        proc = subprocess.run(
+            command(site_server, db, "article", *args, "-a", "feed_pages=0"),
+            env=clean_env(RSARCHIVE_FAULT_KILL_AFTER=f"{point}:{n}"),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == -signal.SIGKILL, (point, n, proc.stderr)
+        whole_pages(db)
+        with sqlite3.connect(db) as conn:
+            running = conn.execute("SELECT count(*) FROM crawl_runs WHERE status = 'running'")
+            assert running.fetchone() == (1,)  # its own; the run before it was marked killed
+        conn.close()
+
+    args = ("-a", url_file(site_server, paths, tmp_path / "urls.txt"), "-a", "feed_pages=0")
+    final = rsarchive_crawl(site_server, db, "article", *args)
+    assert (final.returncode, final.stderr) == (0, "")
+    assert final.rows("SELECT count(*) FROM articles") == [(len(paths),)]
+    whole_pages(db)
+    assert final.rows("SELECT status, finish_reason, count(*) FROM crawl_runs GROUP BY 1, 2") == [
+        ("finished", "finished", 1),
+        ("interrupted", "killed", len(plan)),
+    ]
