@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -15,6 +16,8 @@ import sqlite3
 import stat
 import subprocess
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from test_cron import (
     command,
     count,
     log_files,
+    log_text,
     path_of,
     rsarchive_crawl,
     run_row,
@@ -417,3 +421,232 @@ def test_sigkill_at_any_point_leaves_every_page_whole_and_the_next_run_completes
         ("finished", "finished", 1),
         ("interrupted", "killed", len(plan)),
     ]
+
+
+# -- signals (T42) ------------------------------------------------------------------------------
+
+
+def test_a_second_sigterm_kills_at_once_and_the_run_is_marked_killed_with_3(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    gate = Gate(site_server, *ARTICLES[1:])
+    proc = start_crawl(site_server, db, *ARTICLES)
+    try:
+        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "Received SIGTERM" in log_text(db), "the first SIGTERM to be taken")
+        proc.send_signal(signal.SIGTERM)  # the page in flight is not waited for
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        gate.open()
+    assert proc.returncode == 3, stderr
+    assert "Received SIGTERM twice, forcing unclean shutdown" in log_text(db)
+    (row,) = sqlite3.connect(db).execute("SELECT status, finish_reason, exit_code FROM crawl_runs")
+    assert row == ("interrupted", "killed", 3)
+    assert stderr.splitlines()[0].endswith(".log") and "stopped early (killed)" in stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT count(*) FROM articles").fetchone() == (1,)
+    conn.close()
+
+
+# -- overlapping runs (T44) ---------------------------------------------------------------------
+
+
+def test_two_scrapy_crawls_of_the_same_pages_at_once_store_each_page_once(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    paths = many_pages(site_server, 12)
+    for path in paths:
+        site_server.delays[path] = 0.05  # long enough for the two runs to overlap
+    args = ["-a", url_file(site_server, paths, tmp_path / "urls.txt"), "-a", "feed_pages=0"]
+    runs = [
+        threading.Thread(
+            target=lambda: results.append(scrapy_crawl("article", db, site_server.url, *args))
+        )
+        for _ in range(2)
+    ]
+    results: list = []
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=180)
+    assert [r.returncode for r in results] == [0, 0]
+    whole_pages(db)
+    assert results[0].rows("SELECT count(*) FROM articles") == [(12,)]
+    assert results[0].rows("SELECT count(*) FROM captures") == [(12,)]
+    assert results[0].rows("SELECT status, count(*) FROM crawl_runs GROUP BY 1") == [
+        ("finished", 2)
+    ]
+
+
+# -- an outside writer holding the lock (T45) ---------------------------------------------------
+
+
+@contextmanager
+def write_lock(db: Path):
+    """Another program holding the archive's write lock (an open write transaction)."""
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_fails_the_page_clearly_and_loses_nothing(
+    site_server, tmp_path
+):
+    db = tmp_path / "a.db"
+    gate = Gate(site_server, *ARTICLES[1:])
+    # A busy timeout of 1 s instead of 30, through the URL (sqlite:///...?timeout=SECONDS).
+    proc = subprocess.Popen(
+        command(site_server, f"sqlite:///{db}?timeout=1", "article",  # type: ignore[arg-type]
+                "-a", urls(site_server, *ARTICLES), "-a", "feed_pages=0",
+                settings={"CONCURRENT_REQUESTS": "1"}),
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+        with write_lock(db):
+            gate.open()
+            wait_for(lambda: "could not store" in log_text(db), "a page to wait for the lock")
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        gate.open()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    reason = stderr.splitlines()[0]
+    assert "store_failed: " in reason
+    assert "database is locked (SQLITE_BUSY)" in reason
+    assert f"could not store {site_server.page_url(ARTICLES[1])}: database is locked" in log_text(
+        db
+    )
+    assert "Traceback" not in log_text(db)
+    # Not lost: the next run stores it.
+    again = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, *ARTICLES))
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.rows("SELECT count(*) FROM articles") == [(len(ARTICLES),)]
+    assert again.rows("PRAGMA integrity_check") == [("ok",)]
+
+
+# -- read-only and damaged archives (T46) -------------------------------------------------------
+
+
+def first_archive(site_server, db: Path) -> None:
+    run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "seed"))
+    assert run.returncode == 0, run.stderr
+    site_server.requests.clear()
+
+
+@contextmanager
+def immutable(path: Path):
+    """The file made read-only for everyone, root too (chattr +i), for the block."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_archive_stops_the_run_before_any_page_with_74(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    first_archive(site_server, db)
+    before = digest(db)
+    with immutable(db):
+        run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "two-authors"))
+    assert run.returncode == 74, run.stderr
+    reason = run.stderr.splitlines()[0]
+    assert "cannot open the archive: attempt to write a readonly database" in reason
+    assert [p for p in site_server.requests if p != "/robots.txt"] == []
+    assert digest(db) == before
+
+
+def test_a_damaged_archive_is_reported_in_one_line_and_db_check_finds_it(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    first_archive(site_server, db)
+    data = bytearray(db.read_bytes())
+    page = 4096
+    data[2 * page :] = b"\xa5" * (len(data) - 2 * page)  # every page after the second
+    db.write_bytes(bytes(data))
+    run = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, "two-authors"))
+    assert run.returncode == 74, run.stderr
+    assert "database disk image is malformed" in run.stderr.splitlines()[0]
+    assert "Traceback" not in run.stderr
+    assert [p for p in site_server.requests if p != "/robots.txt"] == []
+    check = rsarchive("db", "check", "--db", str(db))
+    assert check.returncode in (65, 74), check.stderr
+    assert "malformed" in check.stdout + check.stderr
+
+
+# -- run-bound limits (T49) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"CLOSESPIDER_TIMEOUT": "1"}, "closespider_timeout"),
+        (
+            {
+                "MEMUSAGE_ENABLED": "1",
+                "MEMUSAGE_LIMIT_MB": "1",
+                "MEMUSAGE_CHECK_INTERVAL_SECONDS": "0.2",
+            },
+            "memusage_exceeded",
+        ),
+    ],
+)
+def test_a_run_bound_limit_stops_the_run_with_3_naming_it(site_server, tmp_path, settings, reason):
+    db = tmp_path / "a.db"
+    gate = Gate(site_server, *ARTICLES[1:])
+    proc = start_crawl(site_server, db, *ARTICLES, settings=settings)
+    try:
+        wait_for(lambda: f"Closing spider ({reason})" in log_text(db), "the limit")
+    finally:
+        gate.open()  # the page in flight is finished, then the run stops
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stderr
+    assert f"stopped early ({reason}) (exit 3)" in stderr.splitlines()[0]
+    (row,) = sqlite3.connect(db).execute("SELECT status, finish_reason, exit_code FROM crawl_runs")
+    assert row == ("interrupted", reason, 3)
+
+
+# -- politeness under load (T52) ----------------------------------------------------------------
+
+
+def test_politeness_holds_concurrency_and_delay_under_load(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    paths = many_pages(site_server, 12)
+    in_flight, most, starts = [0], [0], []
+    lock = threading.Lock()
+    page = site_server.handlers[paths[0]]
+
+    def measured(path: str) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            starts.append(time.monotonic())
+        try:
+            time.sleep(0.3)  # a slow site: a crawler that did not wait would pile up
+            return page(path)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    for path in paths:
+        site_server.handlers[path] = measured
+    delay = 0.4
+    run = rsarchive_crawl(
+        site_server, db, "article", "-a", url_file(site_server, paths, tmp_path / "urls.txt"),
+        "-a", "feed_pages=0",
+        settings={"CONCURRENT_REQUESTS": "16", "CONCURRENT_REQUESTS_PER_DOMAIN": "2",
+                  "DOWNLOAD_DELAY": str(delay)},
+    )  # fmt: skip
+    assert (run.returncode, run.stderr) == (0, "")
+    assert len(starts) == 12
+    assert most[0] <= 2  # never more at once than the setting allows, though 16 were allowed
+    # Scrapy waits 0.5-1.5 x DOWNLOAD_DELAY between two requests to the site.
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.5 * delay - 0.05, gaps
+    assert len(starts) / (starts[-1] - starts[0]) <= 1 / (0.5 * delay)

@@ -24,19 +24,25 @@ _PG_UNWRITABLE_CLASSES = ("53", "58")
 _PG_UNWRITABLE = frozenset({"25006", "57P01", "57P02", "57P03"})
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a database error: the driver's message and SQLite's code name, such as
+    ``database is locked (SQLITE_BUSY)``."""
+    orig = getattr(exc, "orig", None) or exc
+    text = (str(orig).strip().splitlines() or [orig.__class__.__name__])[0]
+    name = getattr(orig, "sqlite_errorname", "")
+    return f"{text} ({name})" if name else text
+
+
 def unwritable(exc: BaseException) -> str | None:
     """Why no later write can succeed either (one line), or None for an error of this write
     only (a constraint, a lock held past the busy timeout, a bug)."""
     orig = getattr(exc, "orig", None) or exc
     code = getattr(orig, "sqlite_errorcode", None)
     if code is not None:
-        if code & 0xFF not in _SQLITE_UNWRITABLE:
-            return None
-        name = getattr(orig, "sqlite_errorname", "")
-        return f"{orig} ({name})" if name else str(orig)
+        return describe(exc) if code & 0xFF in _SQLITE_UNWRITABLE else None
     state = getattr(orig, "sqlstate", None)
     if state and (state[:2] in _PG_UNWRITABLE_CLASSES or state in _PG_UNWRITABLE):
-        return str(orig).strip().splitlines()[0]
+        return describe(exc)
     if getattr(exc, "connection_invalidated", False):
-        return f"the database connection was lost: {str(orig).strip().splitlines()[0]}"
+        return f"the database connection was lost: {describe(exc)}"
     return None

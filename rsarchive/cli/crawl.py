@@ -487,5 +487,9 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
             or k == "rsarchive/start_url_offsite"
         ]
         noun = "failure" if count == 1 else "failures"
-        return f"{run} finished with {count} {noun} ({', '.join(parts)}) (exit {code})"
+        if stats.get("rsarchive/store_error"):
+            parts.append(f"first: {stats['rsarchive/store_error']}")
+        ended = "finished" if summary["finish_reason"] == "finished" else (
+            f"stopped ({summary['finish_reason']})")  # fmt: skip
+        return f"{run} {ended} with {count} {noun} ({', '.join(parts)}) (exit {code})"
     return f"{run} ended {summary['finish_reason']} (exit {code})"

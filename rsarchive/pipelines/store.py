@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
-from rsarchive.archive.errors import unwritable
+from rsarchive.archive.errors import describe, unwritable
 from rsarchive.archive.runs import close_dead_runs
 from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.outcome import GONE_ARCHIVED, STORAGE_ERROR, exit_code, run_status
@@ -118,9 +118,16 @@ class StorePipeline:
             if why is not None:  # no later page could be stored either: stop now
                 self._stop(why, url)
                 raise DropItem(f"not stored: {why}") from exc
-            # A failure of this page only: the run goes on.
-            logger.error("could not store %s: %s", url, exc.__class__.__name__, exc_info=exc)
-            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+            # A failure of this page only (a lock held past the busy timeout): the run goes on,
+            # the next run fetches the page again. A traceback only for what may be a bug.
+            reason = describe(exc)
+            if self.stats.get_value("rsarchive/store_error") is None:  # the first one
+                self.stats.set_value("rsarchive/store_error", f"{url}: {reason}")
+            logger.error(
+                "could not store %s: %s", url, reason,
+                exc_info=None if isinstance(exc, OperationalError) else exc,
+            )  # fmt: skip
+            raise DropItem(f"database error: {reason}") from exc
 
     def _stop(self, why: str, url: str) -> None:
         """Stop the run at the first write the archive cannot take (in the reactor thread)."""
