@@ -462,16 +462,15 @@ def test_sigterm_keeps_committed_pages_whole_marks_the_run_and_the_next_run_fini
     site_server, tmp_path
 ):
     db = tmp_path / "a.db"
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    gate = Gate(site_server, *ARTICLES[1:])  # held until the SIGTERM is taken
     proc = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES),
                 settings={"CONCURRENT_REQUESTS": "1"}),
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(lambda: count(db, "SELECT count(*) FROM captures") >= 1, "the first page")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+    stderr = stop(proc, db, gate)
     assert proc.returncode == 3, stderr
     assert "stopped early (shutdown)" in stderr
     run = Run(proc.returncode, "", stderr, db)
@@ -483,7 +482,6 @@ def test_sigterm_keeps_committed_pages_whole_marks_the_run_and_the_next_run_fini
     assert 1 <= len(stored) < len(ARTICLES)
 
     # The next run archives every page; the reference is one uninterrupted run.
-    site_server.delays.clear()
     again = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, *ARTICLES))
     assert again.returncode == 0, again.stderr
     reference = rsarchive_crawl(
@@ -601,20 +599,18 @@ def article_requests(site_server) -> list[str]:
 def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):
     db = tmp_path / "a.db"
     settings = {"CONCURRENT_REQUESTS": "1", "JOBDIR": str(tmp_path / "job")}
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    gate = Gate(site_server, *ARTICLES[1:])  # held until the SIGTERM is taken
     proc = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings),
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(lambda: count(db, "SELECT count(*) FROM captures") >= 1, "the first page")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+    stderr = stop(proc, db, gate)
     assert proc.returncode == 3, stderr
     done = set(article_requests(site_server))
     assert 1 <= len(done) < len(ARTICLES)
 
-    site_server.delays.clear()
     site_server.requests.clear()
     again = rsarchive_crawl(
         site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings
