@@ -362,6 +362,7 @@ def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_
     assert len(asked) < 60
     log = log_files(db)[0].read_text(encoding="utf-8")
     assert log.count(" ERROR: ") == 1 and "Traceback" not in log
+    assert json.loads(log.splitlines()[-1]) == summary  # the log ends with the summary too
     whole_pages(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (stored,)
@@ -650,3 +651,22 @@ def test_politeness_holds_concurrency_and_delay_under_load(site_server, tmp_path
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.5 * delay - 0.05, gaps
     assert len(starts) / (starts[-1] - starts[0]) <= 1 / (0.5 * delay)
+
+
+# -- logs (T51) ---------------------------------------------------------------------------------
+
+
+def test_a_log_directory_that_cannot_be_made_exits_78_before_anything_runs(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the log directory should go\n")
+    run = rsarchive_crawl(
+        site_server, db, "article", "-a", urls(site_server, "seed"),
+        settings={"RSARCHIVE_LOG_DIR": str(blocker / "logs")},
+    )  # fmt: skip
+    assert run.returncode == 78
+    assert run.stderr == (
+        f"rsarchive crawl: cannot write logs in {blocker / 'logs'}: Not a directory\n"
+    )
+    assert site_server.requests == []
+    assert not db.exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select, update
 
 from . import models as m
+from .engine import READ_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def close_dead_runs(engine: Engine, alive: Callable[[int], bool] = pid_alive) ->
     if engine.dialect.name != "sqlite":
         return []
     runs, captures = m.crawl_runs, m.captures
-    with engine.connect() as conn:
+    with engine.execution_options(**READ_ONLY).connect() as conn:  # no write lock to look
         candidates = conn.execute(
             select(runs.c.id, runs.c.pid, runs.c.started_at).where(runs.c.status == "running")
         ).all()
