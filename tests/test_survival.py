@@ -224,13 +224,26 @@ def start_crawl(server, db: Path, *cases: str, settings: dict | None = None, env
     )  # fmt: skip
 
 
-def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(site_server, tmp_path):
-    db = tmp_path / "a.db"
-    gate = Gate(site_server, *ARTICLES[1:])  # the first page is stored, the second is held
-    proc = start_crawl(site_server, db, *ARTICLES)
+def held_crawl(server, db: Path) -> tuple[subprocess.Popen, Gate]:
+    """A crawl of ARTICLES that has stored the first page and waits for the second, which the
+    gate holds (the caller opens it)."""
+    gate = Gate(server, *ARTICLES[1:])
+    proc = start_crawl(server, db, *ARTICLES)
     try:
         wait_for(lambda: count(db, "SELECT count(*) FROM captures") == 1, "the first page")
         wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+    except BaseException:
+        gate.open()
+        proc.kill()
+        proc.communicate(timeout=60)
+        raise
+    return proc, gate
+
+
+def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(site_server, tmp_path):
+    db = tmp_path / "a.db"
+    proc, gate = held_crawl(site_server, db)
+    try:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
@@ -261,10 +274,8 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(site_server,
 
 def test_a_live_run_is_never_marked_killed(site_server, tmp_path):
     db = tmp_path / "a.db"
-    gate = Gate(site_server, *ARTICLES[1:])
-    first = start_crawl(site_server, db, *ARTICLES)
+    first, gate = held_crawl(site_server, db)
     try:
-        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
         # `scrapy crawl` takes no lock: it runs beside the first, and must leave its row alone.
         second = scrapy_crawl("article", db, site_server.url, "-a", urls(site_server, "seed"))
         assert second.returncode == 0, second.log
@@ -429,10 +440,8 @@ def test_sigkill_at_any_point_leaves_every_page_whole_and_the_next_run_completes
 
 def test_a_second_sigterm_kills_at_once_and_the_run_is_marked_killed_with_3(site_server, tmp_path):
     db = tmp_path / "a.db"
-    gate = Gate(site_server, *ARTICLES[1:])
-    proc = start_crawl(site_server, db, *ARTICLES)
+    proc, gate = held_crawl(site_server, db)
     try:
-        wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: "Received SIGTERM" in log_text(db), "the first SIGTERM to be taken")
         proc.send_signal(signal.SIGTERM)  # the page in flight is not waited for
