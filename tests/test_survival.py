@@ -344,6 +344,45 @@ def whole_pages(db: Path) -> None:
     conn.close()
 
 
+class _PgError(Exception):
+    """What psycopg raises: the SQLSTATE in ``sqlstate``."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def _sqlite_error(message: str, code: int, name: str) -> sqlite3.Error:
+    exc = sqlite3.OperationalError(message)
+    exc.sqlite_errorcode, exc.sqlite_errorname = code, name
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("orig", "stops"),
+    [
+        (_sqlite_error("database or disk is full", 13, "SQLITE_FULL"), True),
+        (_sqlite_error("disk I/O error", 778, "SQLITE_IOERR_WRITE"), True),
+        (_sqlite_error("attempt to write a readonly database", 8, "SQLITE_READONLY"), True),
+        (_sqlite_error("database disk image is malformed", 11, "SQLITE_CORRUPT"), True),
+        (_sqlite_error("database is locked", 5, "SQLITE_BUSY"), False),
+        (_sqlite_error("no such table: teasers", 1, "SQLITE_ERROR"), False),
+        (_PgError("could not extend file: No space left on device", "53100"), True),
+        (_PgError("cannot execute INSERT in a read-only transaction", "25006"), True),
+        (_PgError("duplicate key value violates unique constraint", "23505"), False),
+    ],
+)
+def test_which_database_errors_stop_the_run(orig, stops):
+    from sqlalchemy.exc import OperationalError
+
+    from rsarchive.archive.errors import unwritable
+
+    why = unwritable(OperationalError("INSERT ...", {}, orig))
+    assert (why is not None) == stops
+    if stops:
+        assert why.startswith(str(orig))
+
+
 def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_rest(
     site_server, tmp_path
 ):

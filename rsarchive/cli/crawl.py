@@ -489,7 +489,8 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
         noun = "failure" if count == 1 else "failures"
         if stats.get("rsarchive/store_error"):
             parts.append(f"first: {stats['rsarchive/store_error']}")
-        ended = "finished" if summary["finish_reason"] == "finished" else (
-            f"stopped ({summary['finish_reason']})")  # fmt: skip
+        ended = "finished"
+        if summary["finish_reason"] != "finished":  # e.g. closespider_errorcount
+            ended = f"stopped ({summary['finish_reason']})"
         return f"{run} {ended} with {count} {noun} ({', '.join(parts)}) (exit {code})"
     return f"{run} ended {summary['finish_reason']} (exit {code})"

@@ -141,11 +141,11 @@ class StorePipeline:
             why,
             url,
         )
-        from scrapy.utils.defer import deferred_from_coro
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None:  # None: the pipeline driven on its own (rsarchive's tests)
+            from scrapy.utils.defer import deferred_from_coro
 
-        self._closing = deferred_from_coro(
-            self.crawler.engine.close_spider_async(reason=STORAGE_ERROR)
-        )
+            self._closing = deferred_from_coro(engine.close_spider_async(reason=STORAGE_ERROR))
 
     def _failed_in_writer(self, exc: SQLAlchemyError, what: str) -> None:
         """A background write failed (writer thread): log it, or stop if no write can succeed."""
