@@ -40,6 +40,8 @@ LIMIT_REASONS = frozenset({"closespider_itemcount", "closespider_pagecount"})
 REASON_EXIT_CODES = {
     "usage_error": EXIT_USAGE,
     "database_error": EXIT_DB,
+    # The archive stopped taking writes during the run (a full disk, an I/O error).
+    "storage_error": EXIT_DB,
     "schema_error": EXIT_CONFIG,
     # A setting the spider cannot use (``rsarchive/config_error`` names it).
     "config_error": EXIT_CONFIG,
@@ -49,6 +51,9 @@ REASON_EXIT_CODES = {
     # A worker of a shared frontier (rsarchive.frontier) whose Redis stopped answering.
     "frontier_unavailable": EXIT_TRY_LATER,
 }
+
+#: The close reason of a run stopped by a write the archive could not take (a full disk).
+STORAGE_ERROR = "storage_error"
 
 #: Stats that count a page the run did not archive.
 FAILURE_STATS = (

@@ -10,6 +10,7 @@ skips the tests that need one, or fails them under CI (``CI=true``), where Postg
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import re
@@ -98,6 +99,13 @@ def install() -> None:
         subprocess.run(["pg_ctlcluster", version, name, "stop"], check=False)
 
 
+@contextmanager
+def _install_lock() -> Iterator[None]:
+    with open(Path(tempfile.gettempdir()) / "rsarchive-pg-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,7 +167,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         bindir = find_bindir()
         if bindir is None:
-            install()
+            # pytest -n N: one worker installs, the others wait for it (apt takes one at a time).
+            with _install_lock():
+                if find_bindir() is None:
+                    install()
             bindir = find_bindir()
             if bindir is None:
                 raise Unavailable("postgresql was installed but initdb is nowhere to be found")

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,40 @@ def wait_for(predicate, what: str, timeout: float = 60) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.05)
+
+
+class Gate:
+    """Holds the answers to some pages until the test opens it (bounded: 60 s at most), so a
+    run is still busy when the test acts on it, however slow the machine."""
+
+    def __init__(self, server: SiteServer, *cases: str) -> None:
+        self.event = threading.Event()
+        self.waiting = 0
+        for case in cases:
+            server.handlers[path_of(server, case)] = self._held(server)
+
+    def _held(self, server: SiteServer):
+        def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+            self.waiting += 1
+            self.event.wait(timeout=60)
+            return server.site.respond(path, origin=server.url)
+
+        return answer
+
+    def open(self) -> None:
+        self.event.set()
+
+
+def stop(proc: subprocess.Popen, db: Path, gate: Gate) -> str:
+    """SIGTERM a run whose page the gate holds; once it took the signal, let the page go (the
+    run finishes it and stops). Its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        wait_for(lambda: "Received SIGTERM" in log_text(db), "the SIGTERM to be taken")
+    finally:
+        gate.open()
+        _, stderr = proc.communicate(timeout=60)
+    return stderr
 
 
 def count(db: Path, sql: str) -> int:
@@ -413,8 +448,10 @@ def test_a_second_run_while_one_is_active_exits_75_naming_it_and_writes_nothing(
     site_server, tmp_path
 ):
     db = tmp_path / "a.db"
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    # The first run's pages are held until the end: it cannot finish before the SIGTERM below,
+    # however long the second run takes to start on a busy machine (it once did, and the
+    # SIGTERM found it exiting: -15).
+    gate = Gate(site_server, *ARTICLES)
     first = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES),
                 settings={"CONCURRENT_REQUESTS": "1"}),
@@ -433,9 +470,9 @@ def test_a_second_run_while_one_is_active_exits_75_naming_it_and_writes_nothing(
         assert second.stdout == ""
         assert log_files(db) == logs_before
         assert count(db, "SELECT count(*) FROM crawl_runs") == 1
+        assert first.poll() is None  # still running, its page held
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+        stop(first, db, gate)
     assert first.returncode == 3
 
 
@@ -446,16 +483,15 @@ def test_sigterm_keeps_committed_pages_whole_marks_the_run_and_the_next_run_fini
     site_server, tmp_path
 ):
     db = tmp_path / "a.db"
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    gate = Gate(site_server, *ARTICLES[1:])  # held until the SIGTERM is taken
     proc = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES),
                 settings={"CONCURRENT_REQUESTS": "1"}),
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(lambda: count(db, "SELECT count(*) FROM captures") >= 1, "the first page")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+    stderr = stop(proc, db, gate)
     assert proc.returncode == 3, stderr
     assert "stopped early (shutdown)" in stderr
     run = Run(proc.returncode, "", stderr, db)
@@ -467,7 +503,6 @@ def test_sigterm_keeps_committed_pages_whole_marks_the_run_and_the_next_run_fini
     assert 1 <= len(stored) < len(ARTICLES)
 
     # The next run archives every page; the reference is one uninterrupted run.
-    site_server.delays.clear()
     again = rsarchive_crawl(site_server, db, "article", "-a", urls(site_server, *ARTICLES))
     assert again.returncode == 0, again.stderr
     reference = rsarchive_crawl(
@@ -585,20 +620,18 @@ def article_requests(site_server) -> list[str]:
 def test_jobdir_resumes_an_interrupted_run_without_fetching_a_page_twice(site_server, tmp_path):
     db = tmp_path / "a.db"
     settings = {"CONCURRENT_REQUESTS": "1", "JOBDIR": str(tmp_path / "job")}
-    for case in ARTICLES:
-        site_server.delays[path_of(site_server, case)] = 1.0
+    gate = Gate(site_server, *ARTICLES[1:])  # held until the SIGTERM is taken
     proc = subprocess.Popen(
         command(site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings),
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(lambda: count(db, "SELECT count(*) FROM captures") >= 1, "the first page")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    wait_for(lambda: gate.waiting == 1, "the second page to be asked for")
+    stderr = stop(proc, db, gate)
     assert proc.returncode == 3, stderr
     done = set(article_requests(site_server))
     assert 1 <= len(done) < len(ARTICLES)
 
-    site_server.delays.clear()
     site_server.requests.clear()
     again = rsarchive_crawl(
         site_server, db, "article", "-a", urls(site_server, *ARTICLES), settings=settings

@@ -152,7 +152,10 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", StaticPool)
     engine = create_engine(sa_url, **kwargs)
     if is_sqlite:
-        event.listen(engine, "connect", partial(_sqlite_on_connect, _SQLITE_PRAGMAS))
+        pragmas = _SQLITE_PRAGMAS
+        if "timeout" in sa_url.query:  # the URL's own busy timeout (?timeout=SECONDS) wins
+            pragmas = tuple(p for p in pragmas if not p.startswith("PRAGMA busy_timeout"))
+        event.listen(engine, "connect", partial(_sqlite_on_connect, pragmas))
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 

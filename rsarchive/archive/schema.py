@@ -130,6 +130,8 @@ def prepare_schema(engine: Engine) -> None:
     """
     with engine.execution_options(**READ_ONLY).connect() as conn:
         empty = current_revision(conn) is None
+        if empty:
+            _refuse_foreign(conn)
     if empty:
         with engine.begin() as conn:
             _lock_schema(conn)
@@ -138,6 +140,17 @@ def prepare_schema(engine: Engine) -> None:
                 _stamp(conn, head_revision())
                 return
     check_schema(engine)
+
+
+def _refuse_foreign(conn: Connection) -> None:
+    """Raise ``SchemaError`` when a database without an archive holds tables: another
+    program's, never to be written into (``rsarchive db upgrade`` refuses it the same way)."""
+    tables = inspect(conn).get_table_names()
+    if tables:
+        raise SchemaError(
+            f"{db_argument(conn)} is not an rsarchive archive: it holds another program's "
+            f"tables ({len(tables)}, such as {min(tables)})"
+        )
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:

@@ -42,6 +42,7 @@ from .codec import MissingCodec as MissingCodec
 from .codec import compress_body as compress_body
 from .codec import decompress_body as decompress_body
 from .engine import READ_ONLY, make_engine
+from .faults import reached
 from .models import RUN_STATUSES, utc_now_iso
 from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
 from .schema import prepare_schema
@@ -320,7 +321,9 @@ class Archive:
                     pid=os.getpid(),
                 )
             )
-            return result.inserted_primary_key[0]
+            run_id = result.inserted_primary_key[0]
+        reached("run")
+        return run_id
 
     def finish_run(
         self,
@@ -405,11 +408,13 @@ class Archive:
                     },
                 )
                 assert known is not None  # one row always (the article side may be NULL)
+                reached("lookup")
                 result.capture_id = known[0]
                 if result.capture_id is None:
                     result.capture_id, result.capture_new = self._insert_capture(
                         run, page, capture_url, sha256, run_id, now
                     )
+                    reached("capture")
                 if article is not None:
                     stored = known[1:] if known[1] is not None else None
                     result.article_id, result.article_status = self._store_article(
@@ -421,6 +426,7 @@ class Archive:
                         now,
                         page.parser_version,
                     )
+                    reached("article")
                     page_url = article.url
                 else:
                     page_url = capture_url
@@ -428,10 +434,13 @@ class Archive:
                     result.teasers_new, result.teasers_seen = self._store_teasers(
                         run, page_url, result.article_id, page.teasers, now
                     )
+                    reached("teasers")
                 # What the next run needs (validators, feed date): with the page or not at all.
                 run.execute(self._upsert_fetch_state, fetchstate.page_params(page, now))
+                reached("state")
             finally:
                 run.close()
+        reached("commit")
         return result
 
     def store_feed_page(

@@ -48,6 +48,7 @@ __all__ = [
     "add_db_argument",
     "database_url",
     "main",
+    "whole_number",
 ]
 
 #: Sub-command modules, in the order ``rsarchive --help`` lists them.
@@ -56,6 +57,10 @@ COMMAND_MODULES = (
 )  # fmt: skip
 
 DEFAULT_DATABASE_URL = "sqlite:///rsarchive.db"
+
+#: The largest count an option takes: far beyond any archive, and safe for every database's
+#: integers (SQLite's are 64-bit; a sum such as limit + offset must not overflow either).
+MAX_COUNT = 2**31 - 1
 
 
 class CommandError(Exception):
@@ -70,6 +75,20 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2; our contract says 64
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def whole_number(value: str) -> int:
+    """An argparse ``type`` for counts (``--limit``, ``--offset``, ``--runs``, ...): 0 to
+    ``MAX_COUNT``; anything else is a usage error (64), never a traceback."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    if n > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"too large (at most {MAX_COUNT}): {value}")
+    return n
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,13 +11,14 @@ import importlib
 import json
 import logging
 import os
+import stat
 import sys
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from rsarchive.cli import (
     EXIT_CONFIG,
@@ -147,6 +148,8 @@ def _plan(args: argparse.Namespace) -> Plan:
     )
     overrides["RSARCHIVE_DATABASE_URL"] = db
     db_file = _sqlite_file(db)
+    if db_file is not None:
+        _refuse_unusable(db_file)
     log_dir_value = args.log_dir or overrides.get("RSARCHIVE_LOG_DIR") or project.RSARCHIVE_LOG_DIR
     if log_dir_value:
         log_dir = Path(log_dir_value).expanduser().resolve()
@@ -189,6 +192,46 @@ def _sqlite_file(url: str) -> Path | None:
     if database in ("", ":memory:") or database.startswith("file:"):
         return None
     return Path(database).expanduser().resolve()
+
+
+def _refuse_unusable(path: Path) -> None:
+    """Refuse, before a lock or log file is written, a SQLite path that is no file for an
+    archive (a device such as /dev/null, a directory, a pipe: 74) or another program's database
+    (78; ``rsarchive db upgrade`` refuses it the same way). Damaged files and old schemas are
+    the archive's to report, once the run is logged."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # a new archive
+    except OSError as exc:
+        raise CommandError(f"cannot open the archive {path}: {exc.strerror}", EXIT_DB) from None
+    if not stat.S_ISREG(mode):
+        raise CommandError(f"cannot open the archive {path}: not a regular file", EXIT_DB)
+    tables = _sqlite_tables(path)
+    if tables and not {"articles", "alembic_version"} & tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise CommandError(
+            f"{path} is not an rsarchive archive (another program's database, with the tables "
+            f"{shown}): give an archive, a new file or an empty database",
+            EXIT_CONFIG,
+        )
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    """The tables of a SQLite file, read without changing it; empty when it cannot be read."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return set()
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:  # not a database, locked, damaged: the run reports it
+        return set()
+    finally:
+        conn.close()
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
 
 
 def _lock(plan: Plan) -> int:
@@ -386,6 +429,8 @@ def _summary(plan: Plan, outcome: Outcome, log_file: Path) -> dict[str, Any]:
             "exit_code": row["exit_code"] if row["exit_code"] is not None else code,
             "pid": row["pid"],
         }
+        if row["status"] == "running":  # its row could not be closed (a full disk)
+            summary.update(status=run_status(reason), finish_reason=reason, exit_code=code)
         stats = row["stats"] or stats
     else:  # no row: the database could not be opened, or the crawl never started
         summary = {
@@ -444,7 +489,9 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
         return f"the crawl could not start: {outcome.error} (exit {code})"
     detail = {
         EXIT_USAGE: ("usage error", stats.get("rsarchive/usage_error")),
-        EXIT_DB: ("cannot open the archive", stats.get("rsarchive/database_error")),
+        EXIT_DB: ("cannot write to the archive", stats.get("rsarchive/storage_error"))
+        if stats.get("rsarchive/storage_error")
+        else ("cannot open the archive", stats.get("rsarchive/database_error")),
         EXIT_TRY_LATER: (
             "robots.txt unavailable, nothing fetched",
             stats.get("rsarchive/robots_unavailable"),
@@ -465,5 +512,10 @@ def _why(summary: dict[str, Any], outcome: Outcome) -> str:
             if k.startswith((*FAILURE_STATS, DROPPED_PREFIX))
         ]
         noun = "failure" if count == 1 else "failures"
-        return f"{run} finished with {count} {noun} ({', '.join(parts)}) (exit {code})"
+        if stats.get("rsarchive/store_error"):
+            parts.append(f"first: {stats['rsarchive/store_error']}")
+        ended = "finished"
+        if summary["finish_reason"] != "finished":  # e.g. closespider_errorcount
+            ended = f"stopped ({summary['finish_reason']})"
+        return f"{run} {ended} with {count} {noun} ({', '.join(parts)}) (exit {code})"
     return f"{run} ended {summary['finish_reason']} (exit {code})"

@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,7 +126,9 @@ def cmd_export(args: argparse.Namespace, reader: Any) -> int:
     if not args.output:
         write(rows, sys.stdout)
         return EXIT_OK
-    target = Path(args.output)
+    target = _output_target(args)
+    if target is None:  # a device or a pipe: written to, never replaced
+        return _write_stream(write, rows, Path(args.output))
     part = target.with_name(f".{target.name}.part")
     try:
         with part.open("w", encoding="utf-8", newline="") as out:
@@ -138,4 +141,58 @@ def cmd_export(args: argparse.Namespace, reader: Any) -> int:
         part.unlink(missing_ok=True)
         raise
     print(f"exported {n:,} articles to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _output_target(args: argparse.Namespace) -> Path | None:
+    """The regular file ``--output`` names (symbolic links followed), or None for a device or a
+    pipe. Refuses (73) the archive and its side files (journal, lock), any SQLite database and a
+    directory: an export never replaces a database or a device node."""
+    from rsarchive.archive.engine import sqlite_file
+    from rsarchive.cli import database_url
+
+    given = Path(args.output)
+    target = given.resolve()
+    archive = sqlite_file(database_url(args.db))
+    if archive is not None:
+        archive = archive.resolve()
+        sidecars = {
+            archive,
+            *(Path(f"{archive}{s}") for s in ("-wal", "-shm", "-journal", ".lock")),
+        }
+        if target in sidecars:
+            raise CommandError(f"refusing to write over the archive {archive}", EXIT_CANTCREAT)
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise CommandError(f"cannot write {given}: {exc.strerror}", EXIT_CANTCREAT) from None
+    if stat.S_ISDIR(mode):
+        raise CommandError(f"cannot write {given}: it is a directory", EXIT_CANTCREAT)
+    if not stat.S_ISREG(mode):
+        return None
+    try:
+        with target.open("rb") as existing:
+            is_database = existing.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError as exc:
+        raise CommandError(f"cannot write {given}: {exc.strerror}", EXIT_CANTCREAT) from None
+    if is_database:
+        raise CommandError(
+            f"refusing to write over {given}: it is a SQLite database", EXIT_CANTCREAT
+        )
+    return target
+
+
+def _write_stream(write: Any, rows: Any, path: Path) -> int:
+    """Write into a device or a pipe as it is (no temporary file, nothing renamed)."""
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            n = write(rows, out)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}", EXIT_CANTCREAT) from None
+    print(f"exported {n:,} articles to {path}", file=sys.stderr)
     return EXIT_OK

@@ -17,6 +17,7 @@ from rsarchive.cli import (
     add_db_argument,
     database_url,
     read_errors,
+    whole_number,
 )
 from rsarchive.cli.query import site_url
 
@@ -46,10 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     diff.add_argument("article", metavar="REF", help=_REF_HELP)
     add_db_argument(diff)
-    diff.add_argument("--from", dest="from_", metavar="N", type=int, help="older revision number")
-    diff.add_argument("--to", metavar="M", type=int, help="newer revision number (default: latest)")
+    diff.add_argument(
+        "--from", dest="from_", metavar="N", type=whole_number, help="older revision number"
+    )
+    diff.add_argument(
+        "--to", metavar="M", type=whole_number, help="newer revision number (default: latest)"
+    )
     diff.add_argument("--words", action="store_true", help="word-level diff of the body")
-    diff.add_argument("--context", type=int, default=1, metavar="N", help="paragraphs of context")
+    diff.add_argument(
+        "--context", type=whole_number, default=1, metavar="N", help="paragraphs of context"
+    )
     diff.add_argument("--json", action="store_true", help="one JSON object")
     diff.set_defaults(func=cmd_diff)
 

@@ -23,6 +23,7 @@ from rsarchive.cli import (
     add_db_argument,
     database_url,
     read_errors,
+    whole_number,
 )
 
 DEFAULT_SITE_URL = "https://responsiblestatecraft.org"
@@ -48,13 +49,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _count(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return n
+    return whole_number(value)  # bounded: a huge --limit is a usage error, not a traceback
 
 
 def add_page_arguments(parser: argparse.ArgumentParser, default: int = 20) -> None:

@@ -17,13 +17,15 @@ from typing import Any, TypeVar
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from rsarchive import signals as rs_signals
 from rsarchive.archive import Archive, SchemaError, StoreResult, fetchstate
 from rsarchive.archive.engine import as_database_url
+from rsarchive.archive.errors import describe, unwritable
+from rsarchive.archive.runs import close_dead_runs
 from rsarchive.items import FeedPage, FetchOutcome, Page
-from rsarchive.outcome import GONE_ARCHIVED, exit_code, human_summary, run_status
+from rsarchive.outcome import GONE_ARCHIVED, STORAGE_ERROR, exit_code, human_summary, run_status
 from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ class StorePipeline:
         self.database_url = as_database_url(crawler.settings.get("RSARCHIVE_DATABASE_URL"))
         self.archive: Archive | None = None
         self.run_id: int | None = None
+        # Why the archive takes no more writes (a full disk, an I/O error): the run stops.
+        self.unwritable: str | None = None
+        self._closing: Any = None
         # One thread: SQLite takes one writer at a time, and pages commit in arrival order.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -102,6 +107,9 @@ class StorePipeline:
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any, url: str) -> T:
         """``fn(*args)`` on the writer thread; a database error drops the item of ``url``."""
+        if self.unwritable is not None:  # stopping: the pages still coming are not stored
+            self.stats.inc_value("rsarchive/store_failed")
+            raise DropItem(f"not stored: {self.unwritable}")
         try:
             try:
                 loop = asyncio.get_running_loop()
@@ -109,14 +117,54 @@ class StorePipeline:
                 return self.writer.submit(fn, *args).result()
             return await loop.run_in_executor(self.writer, fn, *args)
         except SQLAlchemyError as exc:
-            # The page's transaction was rolled back whole; the run goes on.
+            # The page's transaction was rolled back whole.
             self.stats.inc_value("rsarchive/store_failed")
-            logger.error("could not store %s: %s", url, exc.__class__.__name__, exc_info=exc)
-            raise DropItem(f"database error: {exc.__class__.__name__}") from exc
+            why = unwritable(exc)
+            if why is not None:  # no later page could be stored either: stop now
+                self._stop(why, url)
+                raise DropItem(f"not stored: {why}") from exc
+            # A failure of this page only (a lock held past the busy timeout): the run goes on,
+            # the next run fetches the page again. A traceback only for what may be a bug.
+            reason = describe(exc)
+            if self.stats.get_value("rsarchive/store_error") is None:  # the first one
+                self.stats.set_value("rsarchive/store_error", f"{url}: {reason}")
+            logger.error(
+                "could not store %s: %s", url, reason,
+                exc_info=None if isinstance(exc, OperationalError) else exc,
+            )  # fmt: skip
+            raise DropItem(f"database error: {reason}") from exc
+
+    def _stop(self, why: str, url: str) -> None:
+        """Stop the run at the first write the archive cannot take (in the reactor thread)."""
+        if self.unwritable is not None:
+            return
+        self.unwritable = why
+        self.stats.set_value(f"rsarchive/{STORAGE_ERROR}", why)
+        logger.error(
+            "cannot write to the archive: %s (storing %s); stopping the run: what was "
+            "committed stays, the pages not stored are fetched by the next run",
+            why,
+            url,
+        )
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None:  # None: the pipeline driven on its own (rsarchive's tests)
+            from scrapy.utils.defer import deferred_from_coro
+
+            self._closing = deferred_from_coro(engine.close_spider_async(reason=STORAGE_ERROR))
+
+    def _failed_in_writer(self, exc: SQLAlchemyError, what: str) -> None:
+        """A background write failed (writer thread): log it, or stop if no write can succeed."""
+        why = unwritable(exc)
+        if why is None:
+            logger.error("could not %s: %s", what, exc)
+            return
+        from twisted.internet import reactor
+
+        reactor.callFromThread(self._stop, why, what)
 
     def fetch_outcome(self, outcome: FetchOutcome) -> None:
         """A 304 or a failed request: remember it for the next run (on the writer thread)."""
-        if self.archive is not None:
+        if self.archive is not None and self.unwritable is None:
             self._record(outcome)
 
     def _record(self, outcome: FetchOutcome) -> None:
@@ -128,7 +176,7 @@ class StorePipeline:
         try:
             future.result()
         except SQLAlchemyError as exc:
-            logger.error("could not record the fetch state: %s", exc)
+            self._failed_in_writer(exc, "record the fetch state")
 
     def _count(self, result: StoreResult) -> None:
         inc = self.stats.inc_value
@@ -142,7 +190,7 @@ class StorePipeline:
 
     def item_dropped(self, item: Any, response: Any, exception: BaseException) -> None:
         """An archived article that now answers 404/410 is marked removed, never deleted."""
-        if not isinstance(item, Page) or self.archive is None:
+        if not isinstance(item, Page) or self.archive is None or self.unwritable is not None:
             return
         gone = item.status in (404, 410)
         # A page answering 404/410 is settled; any other drop is retried by the next run.
@@ -183,7 +231,7 @@ class StorePipeline:
         try:
             known, marked = future.result()
         except SQLAlchemyError as exc:
-            logger.error("could not mark removed: %s", exc)
+            self._failed_in_writer(exc, "mark removed")
             return
         if known:
             self.stats.inc_value(GONE_ARCHIVED)
@@ -214,6 +262,8 @@ class StorePipeline:
                     stats=stats,
                     exit_code=exit_code(reason, stats),
                 ).result()
+        except SQLAlchemyError as exc:  # a full disk may refuse even this: the summary says it
+            logger.error("could not close run %s in the archive: %s", self.run_id, exc.orig or exc)
         finally:
             self.writer.submit(archive.close).result()
             self.writer.shutdown()
@@ -227,6 +277,7 @@ def _mark_removed(archive: Archive, urls: list[str], status: int) -> tuple[bool,
 
 def _open(database_url: str, spider: str, args: dict[str, Any]) -> tuple[Archive, int]:
     archive = Archive(database_url)
+    close_dead_runs(archive.engine)  # runs killed before they could close their row
     return archive, archive.start_run(spider, args)
 
 
