@@ -92,7 +92,7 @@ def test_reparse_in_place_on_two_processes_changes_what_one_changes(crawled, tmp
 def test_reparse_jobs_must_be_a_whole_number_of_processes(tmp_path, jobs):
     proc = rsarchive("reparse", "--db", str(tmp_path / "a.db"), "--jobs", jobs)
     assert proc.returncode == 64
-    assert "--jobs: must be a whole number of processes, 1 or more" in proc.stderr
+    assert "--jobs: must be a whole number of processes, 1 to 1024" in proc.stderr
 
 
 def _fixture_captures(fixture_site, copies: int) -> list[Capture]:

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import random
+import re
 import resource
 import signal
 import sqlite3
@@ -394,7 +395,9 @@ def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_
         text=True, timeout=120, check=False, preexec_fn=file_size_limit(600_000),
     )  # fmt: skip
     assert proc.returncode == 74, proc.stderr
-    reason, line = proc.stderr.splitlines()
+    # The reason, the human summary of the run, the JSON summary.
+    reason, human, line = proc.stderr.splitlines()
+    assert re.match(r"\d+ pages?: .* failed", human), human
     assert reason.startswith("rsarchive crawl article: run 1: cannot write to the archive: ")
     assert "(SQLITE_" in reason and reason.endswith(".log")
     summary = json.loads(line)

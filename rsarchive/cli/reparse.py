@@ -61,11 +61,15 @@ def _jobs(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
+    if value < 1 or value > MAX_JOBS:
         raise argparse.ArgumentTypeError(
-            f"must be a whole number of processes, 1 or more: {text!r}"
+            f"must be a whole number of processes, 1 to {MAX_JOBS}: {text!r}"
         )
     return value
+
+
+#: More processes than this is a typo, not a machine.
+MAX_JOBS = 1024
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:

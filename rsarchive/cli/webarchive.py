@@ -17,6 +17,7 @@ from rsarchive.cli import (
     EXIT_NOINPUT,
     EXIT_OK,
     EXIT_USAGE,
+    MAX_COUNT,
     CommandError,
     add_db_argument,
     database_url,
@@ -32,6 +33,8 @@ def _size(value: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number of bytes: {value!r}") from None
     if n <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {value}")
+    if n > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"too large (at most {MAX_COUNT}): {value}")
     return n
 
 
@@ -146,7 +149,24 @@ def export_captures(args: argparse.Namespace, reader: Any) -> int:
     if url and not ids:
         raise CommandError(f"no capture of {url} in the archive", EXIT_NOINPUT)
     info = warcinfo_fields(USER_AGENT, site_url(), ROBOTSTXT_OBEY)
-    target = Path(args.output)
+    # The same refusals as every export: never over the archive, a database or a directory.
+    from rsarchive.cli.export import _output_target
+
+    target = _output_target(args)
+    if target is None:  # a device or a pipe: written into as it is, never replaced
+        if args.format == "wacz":
+            raise CommandError(
+                f"a WACZ is a zip file: --output must be a regular file, not {args.output}",
+                EXIT_USAGE,
+            )
+        device = Path(args.output)
+        try:
+            with device.open("wb") as out:
+                result = write_warc(reader.engine, ids, out, filename=device.name, info=info)
+        except OSError as exc:
+            raise CommandError(f"cannot write {device}: {exc.strerror}", EXIT_CANTCREAT) from None
+        print(f"exported {result.captures:,} captures to {device}", file=sys.stderr)
+        return EXIT_OK
     part = target.with_name(f".{target.name}.part")
     pages = None
     try:
