@@ -37,6 +37,8 @@ CLOCK_COLUMNS = {
     "first_seen_at", "last_seen_at", "changed_at", "fetched_at", "captured_at",
     "last_attempt_at", "last_success_at", "started_at", "finished_at",
 }  # fmt: skip
+# How a capture's body is kept (not what was received).
+COMPRESSED = {"body", "compression", "dictionary_id"}
 # What a re-crawl of unchanged pages may move.
 RESIGHTING_COLUMNS = {"last_seen_at", "last_attempt_at", "last_success_at"}
 # What a foreign key is compared by: the row it names, by that row's natural key.
@@ -91,19 +93,27 @@ def rows(url: str, sql: str, **params: object) -> list[Row]:
         engine.dispose()
 
 
-def content(url: str) -> dict[str, list[tuple]]:
+def content(url: str, *, received_only: bool = False) -> dict[str, list[tuple]]:
     """Every table's rows as the pages made them: no ids, no clock times, foreign keys by the
-    natural key of the row they name; rows sorted (the two engines may number them apart)."""
+    natural key of the row they name; rows sorted (the two engines may number them apart).
+
+    ``received_only``: leave out how bodies are compressed (the zstd dictionaries and what each
+    capture was compressed with), which depends on the order the pages arrived in; the sha256
+    and size of each body still say what was received."""
     engine = make_engine(url)
     out = {}
     try:
         with engine.connect() as conn:
             for table in metadata.sorted_tables:
-                if table.name == "crawl_runs":
+                if table.name == "crawl_runs" or (
+                    received_only and table.name == "capture_dictionaries"
+                ):
                     continue
                 columns, joined = [], table
                 for column in table.c:
                     if column.name == "id" or column.name in CLOCK_COLUMNS:
+                        continue
+                    if received_only and table.name == "captures" and column.name in COMPRESSED:
                         continue
                     fk = next(iter(column.foreign_keys), None)
                     if fk is None:

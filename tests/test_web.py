@@ -210,6 +210,10 @@ def add_edited_revision(db: Path, title: str) -> None:
                 strict=True,
             )
         )
+        if row["body_text"] is None:  # the current version's body is the article's (0007)
+            (row["body_text"],) = conn.execute(
+                "SELECT body_text FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
         assert EDIT_FROM in row["body_text"]
         row["body_text"] = row["body_text"].replace(EDIT_FROM, EDIT_TO)
         row["captured_at"] = "2030-01-02T03:04:05Z"
