@@ -85,7 +85,14 @@ def path_of(server: SiteServer, case: str) -> str:
 
 
 def log_files(db: Path) -> list[Path]:
-    return sorted((db.parent / "logs").glob("*.log"))
+    """The run logs, oldest first: two runs started in one second are `<stamp>-<spider>.log`
+    then `<stamp>-<spider>.1.log`, which a plain sort of the names puts the wrong way round."""
+
+    def started(path: Path) -> tuple[str, int]:
+        stem, _, n = path.name.removesuffix(".log").rpartition(".")
+        return (stem, int(n)) if n.isdigit() else (path.name.removesuffix(".log"), 0)
+
+    return sorted((db.parent / "logs").glob("*.log"), key=started)
 
 
 def log_text(db: Path) -> str:
