@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -129,17 +130,8 @@ def cmd_export(args: argparse.Namespace, reader: Any) -> int:
     target = _output_target(args)
     if target is None:  # a device or a pipe: written to, never replaced
         return _write_stream(write, rows, Path(args.output))
-    part = target.with_name(f".{target.name}.part")
-    try:
-        with part.open("w", encoding="utf-8", newline="") as out:
-            n = write(rows, out)
-        os.replace(part, target)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {target}: {exc.strerror}", EXIT_CANTCREAT) from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+    with written_whole(target) as part, part.open("w", encoding="utf-8", newline="") as out:
+        n = write(rows, out)
     print(f"exported {n:,} articles to {target}", file=sys.stderr)
     return EXIT_OK
 
@@ -185,6 +177,22 @@ def _output_target(args: argparse.Namespace) -> Path | None:
             f"refusing to write over {given}: it is a SQLite database", EXIT_CANTCREAT
         )
     return target
+
+
+@contextmanager
+def written_whole(target: Path) -> Iterator[Path]:
+    """A temporary file beside ``target`` to write into: renamed over ``target`` when the block
+    ends, removed when it fails, so the file is written whole or not at all."""
+    part = target.with_name(f".{target.name}.part")
+    try:
+        yield part
+        os.replace(part, target)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {target}: {exc.strerror}", EXIT_CANTCREAT) from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def _write_stream(write: Any, rows: Any, path: Path) -> int:

@@ -72,12 +72,36 @@ def _jobs(text: str) -> int:
 MAX_JOBS = 1024
 
 
-def cmd_reparse(args: argparse.Namespace) -> int:
+def replay_errors() -> tuple[type[BaseException], ...]:
+    """What a re-read of captures turns into one line (``replay_error``). A function: the
+    command line imports no SQLAlchemy before a command needs it (an ``except`` clause
+    evaluates it only when something was raised)."""
+    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+
+    from rsarchive.archive.codec import MissingCodec
+
+    return (NoSuchModuleError, ImportError, SQLAlchemyError, MissingCodec)
+
+
+def replay_error(exc: BaseException, opening: str) -> CommandError:
+    """One line for what stops a re-read of captures (``reparse``, ``import``) in the archive
+    at ``opening``: a missing driver or codec is a configuration problem, as for every reading
+    command (``queries.MissingDriver``); the rest is the database's."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
+    if isinstance(exc, ImportError | NoSuchModuleError):
+        where = make_url(opening).render_as_string(hide_password=True)
+        return CommandError(f"cannot open {where}: {exc}", EXIT_CONFIG)
+    if isinstance(exc, SQLAlchemyError):
+        reason = getattr(exc, "orig", None) or exc
+        return CommandError(f"archive database error: {reason}", EXIT_DB)
+    return CommandError(str(exc), EXIT_CONFIG)  # MissingCodec
+
+
+def cmd_reparse(args: argparse.Namespace) -> int:
+
     from rsarchive.archive import Archive
-    from rsarchive.archive.codec import MissingCodec
     from rsarchive.archive.queries import BadDate, date_bound
     from rsarchive.cli.db import existing_archive
     from rsarchive.cli.query import site_url
@@ -108,15 +132,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
                     result = reparse(
                         source, target, since=since, url=url, jobs=jobs, progress=report
                     )
-    except (NoSuchModuleError, ImportError) as exc:  # no driver installed (the --into target)
-        where = make_url(opening).render_as_string(hide_password=True)
-        # A configuration problem, as for every reading command (queries.MissingDriver).
-        raise CommandError(f"cannot open {where}: {exc}", EXIT_CONFIG) from None
-    except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
-    except MissingCodec as exc:
-        raise CommandError(str(exc), EXIT_CONFIG) from exc
+    except replay_errors() as exc:
+        raise replay_error(exc, opening) from None
     except NoCaptures as exc:
         raise CommandError(str(exc), EXIT_NOINPUT) from None
     finally:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from rsarchive.cli import (
     EXIT_CANTCREAT,
-    EXIT_CONFIG,
     EXIT_DATAERR,
-    EXIT_DB,
     EXIT_FAILURES,
     EXIT_NOINPUT,
     EXIT_OK,
@@ -23,7 +20,7 @@ from rsarchive.cli import (
     database_url,
 )
 from rsarchive.cli.query import site_url
-from rsarchive.cli.reparse import add_jobs_argument
+from rsarchive.cli.reparse import add_jobs_argument, replay_error, replay_errors
 
 
 def _size(value: str) -> int:
@@ -70,11 +67,8 @@ def _warn(message: str) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
     from rsarchive.archive import Archive
-    from rsarchive.archive.store import MissingCodec
     from rsarchive.interop.importer import DamagedFile, Importer
     from rsarchive.pipelines.replay import default_jobs
 
@@ -97,14 +91,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 replay = job.replay([str(p) for p in files], jobs=args.jobs or default_jobs())
             finally:
                 job.close()
-    except (NoSuchModuleError, ImportError) as exc:
-        where = make_url(target_url).render_as_string(hide_password=True)
-        raise CommandError(f"cannot open {where}: {exc}", EXIT_CONFIG) from None
-    except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise CommandError(f"archive database error: {reason}", EXIT_DB) from exc
-    except MissingCodec as exc:
-        raise CommandError(str(exc), EXIT_CONFIG) from exc
+    except replay_errors() as exc:
+        raise replay_error(exc, target_url) from None
     done = job.result
     arts = replay.articles
     print(
@@ -150,7 +138,7 @@ def export_captures(args: argparse.Namespace, reader: Any) -> int:
         raise CommandError(f"no capture of {url} in the archive", EXIT_NOINPUT)
     info = warcinfo_fields(USER_AGENT, site_url(), ROBOTSTXT_OBEY)
     # The same refusals as every export: never over the archive, a database or a directory.
-    from rsarchive.cli.export import _output_target
+    from rsarchive.cli.export import _output_target, written_whole
 
     target = _output_target(args)
     if target is None:  # a device or a pipe: written into as it is, never replaced
@@ -167,9 +155,8 @@ def export_captures(args: argparse.Namespace, reader: Any) -> int:
             raise CommandError(f"cannot write {device}: {exc.strerror}", EXIT_CANTCREAT) from None
         print(f"exported {result.captures:,} captures to {device}", file=sys.stderr)
         return EXIT_OK
-    part = target.with_name(f".{target.name}.part")
     pages = None
-    try:
+    with written_whole(target) as part:
         if args.format == "wacz":
             from rsarchive.interop.wacz import WaczError, write_wacz
 
@@ -187,13 +174,6 @@ def export_captures(args: argparse.Namespace, reader: Any) -> int:
         else:
             with part.open("wb") as out:
                 result = write_warc(reader.engine, ids, out, filename=target.name, info=info)
-        os.replace(part, target)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {target}: {exc.strerror}", EXIT_CANTCREAT) from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     listed = f", {pages} pages listed" if pages is not None else ""
     print(
         f"exported {result.captures:,} captures to {target}: {result.responses:,} responses, "
