@@ -252,10 +252,13 @@ def test_a_failed_live_check_is_recorded_and_live0_asks_nothing(wayback, site_se
     _, _, seed = site_server.site.respond(SEED_PATH, origin=site_server.url)
     seed_url = wayback.add(OLD, SEED_PATH, seed)
     site_server.overrides[SEED_PATH] = (503, {}, b"")
+    # A capture the pipeline drops (nothing in it) is not asked for on the live site.
+    wayback.add(OLD, "/empty-page/", b"<html><body></body></html>")
 
     db = tmp_path / "a.db"
     failed = crawl_cli(wayback, db)
     assert failed.returncode == 1, failed.stderr
+    assert "dropped/no_content: 1" in failed.stderr
     assert site_server.requests == ["/robots.txt", SEED_PATH]
     with sqlite3.connect(db) as conn:
         state = conn.execute(
@@ -267,7 +270,8 @@ def test_a_failed_live_check_is_recorded_and_live0_asks_nothing(wayback, site_se
     # live=0: a pure back-fill; the new capture is stored, the site is not asked.
     wayback.add(NEW, SEED_PATH, seed)
     only = crawl_cli(wayback, db, "-a", "live=0")
-    assert only.returncode == 0, only.stderr
+    # (The empty capture is fetched again, as every dropped page is, and dropped again.)
+    assert only.returncode == 1 and "failure (dropped/no_content: 1)" in only.stderr
     assert site_server.requests == ["/robots.txt", SEED_PATH]
     assert len(revisions(db, seed_url.rstrip("/"))) == 1  # the same body: no new revision
     assert wayback.fetched()[-1] == f"/web/{NEW}id_/{seed_url}"

@@ -101,6 +101,7 @@ class WaybackSpider(RebelMouseSpider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> WaybackSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.stored, signal=signals.item_scraped)
         crawler.signals.connect(spider.check_live, signal=signals.spider_idle)
         return spider  # type: ignore[return-value]
 
@@ -211,11 +212,19 @@ class WaybackSpider(RebelMouseSpider):
         # live page's, and a later run knows which captures came from there).
         page.requested_url = response.url
         self.crawler.stats.inc_value("rsarchive/wayback/captures")
-        if self.live:
-            self._to_check.setdefault(original)
         yield page
 
     # -- the live site ---------------------------------------------------------------------------
+
+    def stored(self, item: Any) -> None:
+        """A capture went through the pipeline: its page is asked for on the live site once the
+        captures are in. (A dropped capture, e.g. an empty page, is not.)"""
+        if (
+            self.live
+            and isinstance(item, Page)
+            and (item.requested_url or "").startswith(f"{self.wayback_url}/web/")
+        ):
+            self._to_check.setdefault(item.url)
 
     def check_live(self) -> None:
         """Once every capture is in (the spider is idle), ask the live site for the pages they
