@@ -3,6 +3,7 @@
 scrapy crawl wayback                                   # every capture of the site
 scrapy crawl wayback -a from=2019 -a to=2024           # captured in those years
 scrapy crawl wayback -a url=/some-article/             # one page's captures
+scrapy crawl wayback -a live=0                         # back-fill only: do not ask the site
 
 It asks the CDX API (``<RSARCHIVE_WAYBACK_URL>/cdx/search/cdx``) for the site's HTML captures
 that answered 200 (one per distinct body: ``collapse=digest``), page by page (``resumeKey``),
@@ -12,6 +13,14 @@ years ago become revisions, and articles since deleted come back. Polite as the 
 asks: one request at a time, a few seconds apart, ``Retry-After`` honoured (429/503), the honest
 User-Agent. Incremental: a later run asks only for captures newer than the newest it holds, and
 fetches again the captures whose fetch failed before.
+
+Then (unless ``-a live=0``) it asks the live site, once, for each page whose captures this run
+stored, after them (when the spider is idle), so the history stays in time order: a 200 is
+archived as any crawled page (the newest revision), a 404/410 marks the archived article
+``removed_at``, a failure is recorded in the fetch state (the next feed or sitemap run asks
+again). A later run asks only for the pages it stored new captures of: the feed and sitemap
+spiders watch the live site. Those requests go to the site's host: its robots.txt applies, and
+this spider's delay (stricter than the site's own).
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import scrapy
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,12 +75,17 @@ class WaybackSpider(RebelMouseSpider):
         "AUTOTHROTTLE_START_DELAY": 4.0,
     }
 
-    def __init__(self, url: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, url: str | None = None, live: str | None = None, **kwargs: Any) -> None:
         span = {k: kwargs.pop(k, None) for k in ("from", "to")}
-        super().__init__(url=url, **span, **kwargs)
+        super().__init__(url=url, live=live, **span, **kwargs)
         self.given_url = url
         self.span: dict[str, str] = {}
         self.usage_error: str | None = None
+        self.live = str(live).strip() != "0" if live is not None else True
+        if live is not None and str(live).strip() not in ("0", "1"):
+            self.usage_error = f"live={live!r}: give 1 (ask the live site, the default) or 0"
+        # The pages whose captures this run stored, in order: the live site is asked for them.
+        self._to_check: dict[str, None] = {}
         for key, value in span.items():
             if value is None:
                 continue
@@ -81,6 +97,13 @@ class WaybackSpider(RebelMouseSpider):
                     f"{key}={value!r}: give a year, a day or a timestamp (2019, 2019-05-01)"
                 )
             self.span[key] = digits
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> WaybackSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.stored, signal=signals.item_scraped)
+        crawler.signals.connect(spider.check_live, signal=signals.spider_idle)
+        return spider  # type: ignore[return-value]
 
     def configure(self, settings: Any) -> None:
         super().configure(settings)
@@ -190,6 +213,33 @@ class WaybackSpider(RebelMouseSpider):
         page.requested_url = response.url
         self.crawler.stats.inc_value("rsarchive/wayback/captures")
         yield page
+
+    # -- the live site ---------------------------------------------------------------------------
+
+    def stored(self, item: Any) -> None:
+        """A capture went through the pipeline: its page is asked for on the live site once the
+        captures are in. (A dropped capture, e.g. an empty page, is not.)"""
+        if (
+            self.live
+            and isinstance(item, Page)
+            and (item.requested_url or "").startswith(f"{self.wayback_url}/web/")
+        ):
+            self._to_check.setdefault(item.url)
+
+    def check_live(self) -> None:
+        """Once every capture is in (the spider is idle), ask the live site for the pages they
+        were of: after them, so its answer is the newest in each history."""
+        if not self._to_check:
+            return
+        urls, self._to_check = list(self._to_check), {}
+        held = self.held(urls)
+        for url in urls:
+            for request in self.article_request(url, held.get(normalize_url(url)), why="live"):
+                # A page that now answers 404/410 is still news: parse_article stores it and the
+                # pipeline marks the archived article removed.
+                request.meta["handle_httpstatus_list"] = [304, 404, 410]
+                self.crawler.engine.crawl(request)
+        raise DontCloseSpider
 
     # -- what the archive holds ------------------------------------------------------------------
 
