@@ -100,7 +100,10 @@ def loopback_http(answer: Callable[[BaseHTTPRequestHandler], Answer]) -> Iterato
             if "Content-Length" not in headers:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the crawler went away mid-answer (a killed or stopped test run)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
