@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -100,10 +100,9 @@ def loopback_http(answer: Callable[[BaseHTTPRequestHandler], Answer]) -> Iterato
             if "Content-Length" not in headers:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            # The crawler may go away mid-answer (a killed or stopped test run): nothing to say.
+            with suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the crawler went away mid-answer (a killed or stopped test run)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
