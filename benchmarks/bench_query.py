@@ -356,7 +356,9 @@ def _where_time_goes(reader: object, repeat: int) -> dict[str, float]:
     with bm25 to keep the best 20, and the whole search (+ snippets, article rows, authors)."""
     from sqlalchemy import text
 
-    from rsarchive.archive.queries import BM25_WEIGHTS, FTS_TABLE, fts_query
+    from rsarchive.archive.opening import FTS_TABLE
+    from rsarchive.archive.queries import BM25_WEIGHTS
+    from rsarchive.archive.searchquery import fts_query
 
     weights = ", ".join(str(w) for w in BM25_WEIGHTS)
     stages = {
@@ -384,7 +386,7 @@ def _count(reader: object, q: str) -> int:
     """How many articles match ``q`` (what bm25 has to score)."""
     from sqlalchemy import text
 
-    from rsarchive.archive.queries import fts_query
+    from rsarchive.archive.searchquery import fts_query
 
     with reader.engine.connect() as conn:  # type: ignore[attr-defined]
         return conn.execute(

@@ -1,7 +1,7 @@
 """How commands open the archive: read-only, one probe, one exit code for "not an archive".
 
 Every reading command (the query commands, `history`, `diff`, `db current`, `db check`, the
-check `serve` runs) opens the archive through ``queries.open_archive``: a read-only engine that
+check `serve` runs) opens the archive through ``opening.open_archive``: a read-only engine that
 never creates a table or changes the file's journal mode, and never waits for the write lock.
 """
 

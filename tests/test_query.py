@@ -522,7 +522,7 @@ def test_export_to_an_unwritable_place_exits_73_and_leaves_nothing(archive, tmp_
     ],
 )
 def test_search_words_become_fts5_query(typed, fts5):
-    from rsarchive.archive.queries import fts_query
+    from rsarchive.archive.searchquery import fts_query
 
     assert fts_query(typed) == fts5
 

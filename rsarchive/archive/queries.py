@@ -1,15 +1,13 @@
 """Reading the archive: full-text search, listings, one article, teasers, stats and exports.
 
 Everything here is SQLAlchemy Core with bound parameters: a user's search words, names and
-dates are values, never SQL. ``open_reader`` (``open_archive`` and the schema check) is the one
-way in; it never creates or changes a database, and tells a missing file, an unreadable one and
-a file that is not an archive apart.
+dates are values, never SQL. ``open_reader`` (``opening.open_archive`` and the schema check) is
+the one way in; the search language is in ``searchquery``.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -27,33 +25,26 @@ from sqlalchemy import (
     case,
     column,
     func,
-    inspect,
     literal_column,
     or_,
     select,
     table,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from . import models as m
-from .engine import READ_ONLY, make_engine, sqlite_file
+from .engine import READ_ONLY
+from .opening import (
+    FTS_TABLE,
+    BadDate,
+    BadQuery,
+    NotFound,
+    ReadError,
+    open_archive,
+)
 from .revisions import Version, article_versions, revision_authors
 from .schema import check_schema
-
-# Tables without which a database is not an rsarchive archive (newer schemas add more).
-ARCHIVE_TABLES = (
-    "articles",
-    "authors",
-    "article_authors",
-    "tags",
-    "article_tags",
-    "teasers",
-    "captures",
-    "revisions",
-    "crawl_runs",
-)
-FTS_TABLE = "articles_fts"
+from .searchquery import fts_query, lowercase_hint
 
 #: bm25 weights of the indexed columns: a word in the title counts ten body words.
 BM25_WEIGHTS = (10.0, 5.0, 1.0)
@@ -64,43 +55,6 @@ SNIPPET_TOKENS = 24
 #: for) before all of them.
 ROW_FILTER_TOP = 500
 _IN_CHUNK = 500
-_FTS_COLUMNS = ("title", "subtitle", "body_text")
-
-
-class ReadError(Exception):
-    """A problem a user caused or can fix, reported as one line (the CLI maps kinds to codes)."""
-
-
-class ArchiveMissing(ReadError):
-    """The database file does not exist."""
-
-
-class ArchiveUnreadable(ReadError):
-    """The database exists but cannot be opened or read (permissions, I/O, locked)."""
-
-
-class NotAnArchive(ReadError):
-    """The database opens but is not an rsarchive archive."""
-
-
-class EmptyDatabase(NotAnArchive):
-    """The database opens but has no table at all (``db upgrade`` may create an archive)."""
-
-
-class MissingDriver(ReadError):
-    """The URL names a database whose driver is not installed (a configuration problem)."""
-
-
-class BadQuery(ReadError):
-    """A malformed full-text search query."""
-
-
-class BadDate(ReadError, ValueError):
-    """A date filter that is not YYYY, YYYY-MM, YYYY-MM-DD or ISO 8601."""
-
-
-class NotFound(ReadError):
-    """No archived article (or page) by that URL or id."""
 
 
 # -- user input ----------------------------------------------------------------------------------
@@ -133,98 +87,6 @@ def date_bound(value: str, *, end: bool = False) -> str:
         # A whole period ends where the next begins; an instant is included (<= via +1 s).
         when = when + step if step else when + relativedelta(seconds=1)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-_QUERY_TOKEN = re.compile(r'"[^"]*"\*?|"|[()]|[^\s()"]+')
-_PLAIN_WORD = re.compile(r"\w+\*?")
-_WORD_CHAR = re.compile(r"\w")
-_COLUMN_FILTER = re.compile(r"(?P<col>{})\s*:(?P<rest>.*)".format("|".join(_FTS_COLUMNS)), re.S)
-_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
-
-
-def fts_query(user_query: str) -> str:
-    """The FTS5 query for what a user typed: FTS5 syntax passes through, and a word with
-    punctuation (``U.S.-Iran``, ``Blinken-Lavrov``, ``don't``, ``http://...``) becomes the
-    phrase of its parts, as the index itself split it, instead of a syntax error.
-
-    Raises ``BadQuery`` for an unbalanced quote, a query without a word, or ``-word`` (FTS5
-    excludes with ``NOT``); other syntax errors (a bare ``NOT``, unbalanced parentheses)
-    surface when the query runs.
-    """
-    parts: list[str] = []
-    for token in _QUERY_TOKEN.findall(user_query):
-        if token == '"':
-            raise BadQuery('unbalanced " in the search query')
-        if token.startswith('"') or token in "()" or token in _OPERATORS:
-            parts.append(token)
-            continue
-        column_filter = _COLUMN_FILTER.fullmatch(token)
-        prefix = ""
-        if column_filter and column_filter["rest"]:
-            prefix, token = f"{column_filter['col']}:", column_filter["rest"]
-        if token.startswith("-"):
-            raise BadQuery(
-                f"cannot search for {token!r}: to leave out a word use NOT "
-                f"(iran NOT {token[1:] or 'nuclear'}); to search for it, quote it"
-            )
-        if not _WORD_CHAR.search(token):
-            continue  # nothing the index could hold: "-", "&", "..."
-        if _PLAIN_WORD.fullmatch(token):
-            parts.append(prefix + token)
-        else:
-            star = "*" if token.endswith("*") and len(token) > 1 else ""
-            word = token[:-1] if star else token
-            parts.append(prefix + '"' + word.replace('"', "") + '"' + star)
-    if not parts:
-        raise BadQuery(f"nothing to search for in {user_query!r}")
-    problem = _syntax_problem(parts)
-    if problem:
-        raise BadQuery(problem + lowercase_hint(user_query))
-    return " ".join(parts)
-
-
-_BINARY = frozenset({"AND", "OR", "NOT"})
-_LOWERCASE_OPERATORS = re.compile(r"(?<![\w\"])(or|not|and)(?![\w\"])")
-
-
-def _syntax_problem(parts: list[str]) -> str | None:
-    """Why FTS5 would refuse these tokens, in words (None: it will take them). Parentheses must
-    balance; AND, OR and NOT join two searches, so each needs one on either side."""
-    depth = 0
-    for i, token in enumerate(parts):
-        before = parts[i - 1] if i else None
-        after = parts[i + 1] if i + 1 < len(parts) else None
-        if token == "(":
-            depth += 1
-        elif token == ")":
-            depth -= 1
-            if depth < 0:
-                return "a ) closes no ( in the search query"
-        elif token in _BINARY:
-            example = {"AND": "iran AND sanctions", "OR": "iran OR iraq"}.get(
-                token, "iran NOT nuclear"
-            )
-            if before is None or before in _BINARY or before == "(" or before == "NEAR":
-                return f"{token} needs a search before it ({example})"
-            if after is None or after in _BINARY or after == ")":
-                return f"{token} needs a search after it ({example})"
-        elif token == "NEAR" and after != "(":
-            return "NEAR takes its words in parentheses: NEAR(iran sanctions, 10)"
-    if depth > 0:
-        return "a ( is not closed in the search query"
-    return None
-
-
-def lowercase_hint(user_query: str) -> str:
-    """A hint when the query has or/not/and in lower case: FTS5 searches those as words."""
-    found = sorted(set(_LOWERCASE_OPERATORS.findall(user_query)))
-    if not found:
-        return ""
-    words = ", ".join(found)
-    return (
-        f" (lowercase {words} {'is a word' if len(found) == 1 else 'are words'} to search "
-        f"for; write {', '.join(w.upper() for w in found)} to combine searches)"
-    )
 
 
 def _like_contains(col: ColumnElement[Any], value: str) -> ColumnElement[bool]:
@@ -347,61 +209,6 @@ def _toggle_www(url: str) -> str:
 
 
 # -- opening -------------------------------------------------------------------------------------
-
-
-def open_archive(url: str) -> Engine:
-    """A read-only engine (``make_engine(url, read_only=True)``) on the archive at ``url``.
-
-    The one probe every command that reads uses: never creates a file, a directory or a
-    table, and never changes the file (not even its journal mode). Raises ``ArchiveMissing``
-    (no such file), ``ArchiveUnreadable`` (cannot be opened or read), ``MissingDriver`` (no
-    driver installed for the URL), ``EmptyDatabase`` (a database without any table) or
-    ``NotAnArchive`` (another program's database, a text file). The schema version is not
-    checked here: ``open_reader`` does that.
-    """
-    try:
-        sa_url = make_url(url)
-    except ArgumentError:
-        raise ArchiveUnreadable(f"not a database URL: {url}") from None
-    is_sqlite = sa_url.get_backend_name() == "sqlite"
-    where = sa_url.render_as_string(hide_password=True)
-    if is_sqlite:
-        path = sqlite_file(sa_url)
-        if path is None:
-            raise NotAnArchive("an in-memory database is empty, not an archive")
-        path = path.absolute()
-        where = str(path)
-        if not path.exists():
-            raise ArchiveMissing(f"no archive database at {path}")
-        if path.is_dir():
-            raise ArchiveUnreadable(f"cannot open the archive database {path}: it is a directory")
-    try:
-        engine = make_engine(url, read_only=True)
-    except (NoSuchModuleError, ImportError) as exc:
-        raise MissingDriver(f"cannot open {where}: {exc}") from None
-    except ValueError as exc:  # a database the archive does not run on
-        raise NotAnArchive(f"cannot open {where}: {exc}") from None
-    try:
-        with engine.connect() as conn:
-            have = set(inspect(conn).get_table_names())
-    except DBAPIError as exc:
-        engine.dispose()
-        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
-            raise NotAnArchive(f"{where} is not an rsarchive archive (not a SQLite file)") from None
-        raise ArchiveUnreadable(f"cannot open the archive database {where}: {exc.orig}") from None
-    kind = "SQLite database" if is_sqlite else "database"
-    if not have:
-        engine.dispose()
-        raise EmptyDatabase(f"{where} is not an rsarchive archive (an empty {kind})")
-    # The full-text index is SQLite's only (PostgreSQL archives have none).
-    missing = [t for t in (*ARCHIVE_TABLES, *([FTS_TABLE] if is_sqlite else [])) if t not in have]
-    if missing:
-        engine.dispose()
-        raise NotAnArchive(
-            f"{where} is not an rsarchive archive (a {kind} without the {', '.join(missing)} "
-            f"table{'s' if len(missing) > 1 else ''})"
-        )
-    return engine
 
 
 def open_reader(url: str) -> Reader:

@@ -117,12 +117,12 @@ def database_url(value: str | None) -> str:
 def read_errors() -> Iterator[None]:
     """Turn what reading the archive can raise into one line and its documented exit code.
 
-    The same for every command that opens the archive (``queries.open_archive``): missing or
+    The same for every command that opens the archive (``opening.open_archive``): missing or
     unreadable 74; not an archive, an empty database, a missing driver 78.
     """
     from sqlalchemy.exc import DBAPIError
 
-    from rsarchive.archive import queries as q
+    from rsarchive.archive import opening as q
 
     codes = (
         (q.BadQuery, EXIT_DATAERR),

@@ -55,11 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def existing_archive(value: str | None) -> str:
     """The URL for ``--db`` of a command that writes to an existing archive (``reparse``).
 
-    Checked with the probe every reading command uses (``queries.open_archive``, read-only):
+    Checked with the probe every reading command uses (``opening.open_archive``, read-only):
     a missing file is an error (74), not created; a file that is not an archive, or an empty
     database, is refused (78) before anything writes an archive schema into it.
     """
-    from rsarchive.archive.queries import open_archive
+    from rsarchive.archive.opening import open_archive
 
     url = database_url(value)
     with read_errors():
@@ -80,7 +80,7 @@ def _shown(url: str) -> str:
 
 def _open(args: argparse.Namespace):
     """The archive ``--db`` names, read-only: the probe every reading command shares."""
-    from rsarchive.archive.queries import open_archive
+    from rsarchive.archive.opening import open_archive
 
     with read_errors():
         return open_archive(database_url(args.db))
@@ -105,7 +105,7 @@ def _db_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 @_db_errors
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from rsarchive.archive import make_engine
-    from rsarchive.archive.queries import ArchiveMissing, EmptyDatabase, open_archive
+    from rsarchive.archive.opening import ArchiveMissing, EmptyDatabase, open_archive
     from rsarchive.archive.schema import db_argument, upgrade
 
     url = database_url(args.db)

@@ -240,7 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_search(args: argparse.Namespace, reader: Any) -> int:
     rows = reader.search(args.query, args.filters, limit=args.limit, offset=args.offset)
     if not rows:  # stdout stays empty (no JSON Lines): a script still parses it
-        from rsarchive.archive.queries import lowercase_hint
+        from rsarchive.archive.searchquery import lowercase_hint
 
         print(f"no matches{lowercase_hint(args.query)}", file=sys.stderr)
         return EXIT_OK
@@ -262,7 +262,7 @@ def cmd_search(args: argparse.Namespace, reader: Any) -> int:
         for text_line in textwrap.wrap(snippet, wrap):
             print(f"     {mark(text_line)}")
         print()
-    from rsarchive.archive.queries import lowercase_hint
+    from rsarchive.archive.searchquery import lowercase_hint
 
     print_more(len(rows), total, args.offset, "matches", lowercase_hint(args.query))
     return EXIT_OK

@@ -86,7 +86,7 @@ def replay_errors() -> tuple[type[BaseException], ...]:
 def replay_error(exc: BaseException, opening: str) -> CommandError:
     """One line for what stops a re-read of captures (``reparse``, ``import``) in the archive
     at ``opening``: a missing driver or codec is a configuration problem, as for every reading
-    command (``queries.MissingDriver``); the rest is the database's."""
+    command (``opening.MissingDriver``); the rest is the database's."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 

@@ -32,7 +32,8 @@ import jinja2.meta
 import markupsafe
 from datasette import hookimpl
 
-from rsarchive.archive.queries import BadQuery, NotFound, fts_query
+from rsarchive.archive.opening import BadQuery, NotFound
+from rsarchive.archive.searchquery import fts_query
 
 from .article import Links, article_page, body_markup, reader_date, reader_for
 from .charts import archive_charts
@@ -45,7 +46,7 @@ datasette.handle_exception.rich = None
 
 HTML_COLUMNS = frozenset({"body_html"})
 SNIPPET_COLUMN = "snippet"
-#: The SQL function turning what a user typed into an FTS5 query (``queries.fts_query``).
+#: The SQL function turning what a user typed into an FTS5 query (``searchquery.fts_query``).
 FTS_QUERY_FUNCTION = "rs_fts_query"
 #: Where the plugin's stylesheet is served (``make_datasette`` mounts ``static/`` there).
 STATIC_MOUNT = "rsarchive-static"
