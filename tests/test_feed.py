@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -121,8 +122,15 @@ def test_named_articles_last_checked_long_ago_are_asked_again_conditionally(site
     assert feed(site_server, db).returncode == 0
     site_server.requests.clear()
     site_server.request_headers.clear()
-    # Every check is "long ago" with a recheck age of zero hours and a tick.
-    again = feed(site_server, db, RSARCHIVE_FEED_RECHECK_HOURS="0.00001")
+    # Every check two hours ago, against a recheck age of one. (Not a recheck age of a tick:
+    # check times are kept to the second, so a second run starting within the second after the
+    # first one's last checks found those checks recent.)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE fetch_state SET last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', "
+            "last_attempt_at, '-2 hours')"
+        )
+    again = feed(site_server, db, RSARCHIVE_FEED_RECHECK_HOURS="1")
     assert again.returncode == 0, again.log
     # RSS names 6 articles; the first pages of the listings one more (the home page's 4 are in
     # RSS). Rechecks are not news: the walks stop at their first pages all the same.
