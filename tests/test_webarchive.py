@@ -298,8 +298,7 @@ def test_a_truncated_warc_stops_at_the_bad_record_and_keeps_what_came_before(cra
     # The largest page record after the first few (fetch order varies from run to run, and a
     # load-more answer's record is a few hundred bytes: damage "inside" it would land past it).
     size = {
-        e["offset"]: int(n["offset"]) - int(e["offset"])
-        for e, n in itertools.pairwise(entries)
+        e["offset"]: int(n["offset"]) - int(e["offset"]) for e, n in itertools.pairwise(entries)
     }
     responses = [e for e in entries if e["warc-type"] == "response"][2:]
     cut_at = max(responses, key=lambda e: size.get(e["offset"], 0))
