@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,34 @@ def _sqlite_on_connect(
     cursor = dbapi_connection.cursor()
     try:
         for pragma in pragmas:
-            cursor.execute(pragma)
+            if pragma == _WAL:
+                _set_wal(cursor)
+            else:
+                cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+_WAL = "PRAGMA journal_mode=WAL"
+#: How long a new connection keeps asking to switch a file to WAL (as long as busy_timeout).
+_WAL_WAIT = 30.0
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the file to WAL. The switch needs the file to itself for a moment and SQLite's
+    busy handler does not wait for it: two processes opening one new archive at once saw
+    "database is locked" at once (one crawl then stored nothing). Ask again for a while."""
+    deadline = time.monotonic() + _WAL_WAIT
+    delay = 0.01
+    while True:
+        try:
+            cursor.execute(_WAL)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _sqlite_on_begin_read_only(conn: Connection) -> None:
