@@ -127,7 +127,7 @@ def cmd_export(args: argparse.Namespace, reader: Any) -> int:
     if not args.output:
         write(rows, sys.stdout)
         return EXIT_OK
-    target = _output_target(args)
+    target = output_target(args)
     if target is None:  # a device or a pipe: written to, never replaced
         return _write_stream(write, rows, Path(args.output))
     with written_whole(target) as part, part.open("w", encoding="utf-8", newline="") as out:
@@ -139,7 +139,7 @@ def cmd_export(args: argparse.Namespace, reader: Any) -> int:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _output_target(args: argparse.Namespace) -> Path | None:
+def output_target(args: argparse.Namespace) -> Path | None:
     """The regular file ``--output`` names (symbolic links followed), or None for a device or a
     pipe. Refuses (73) the archive and its side files (journal, lock), any SQLite database and a
     directory: an export never replaces a database or a device node."""

@@ -138,9 +138,9 @@ def export_captures(args: argparse.Namespace, reader: Any) -> int:
         raise CommandError(f"no capture of {url} in the archive", EXIT_NOINPUT)
     info = warcinfo_fields(USER_AGENT, site_url(), ROBOTSTXT_OBEY)
     # The same refusals as every export: never over the archive, a database or a directory.
-    from rsarchive.cli.export import _output_target, written_whole
+    from rsarchive.cli.export import output_target, written_whole
 
-    target = _output_target(args)
+    target = output_target(args)
     if target is None:  # a device or a pipe: written into as it is, never replaced
         if args.format == "wacz":
             raise CommandError(
