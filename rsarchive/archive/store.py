@@ -177,6 +177,23 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
+@contextmanager
+def _raw_savepoint(conn: Connection) -> Iterator[None]:
+    """A SAVEPOINT run on the sqlite3 connection itself, inside ``conn``'s transaction."""
+    raw: Any = conn.connection.driver_connection
+    raw.execute("SAVEPOINT page")
+    try:
+        yield
+    except BaseException:
+        try:
+            raw.execute("ROLLBACK TO page")
+            raw.execute("RELEASE page")
+        except Exception:  # SQLite ended the transaction (a full disk): the first error says why
+            pass
+        raise
+    raw.execute("RELEASE page")
+
+
 class Archive:
     """The archive database: what the Scrapy store pipeline and the ``rsarchive`` command use."""
 
@@ -297,8 +314,14 @@ class Archive:
                 return
             if not conn.in_transaction():
                 conn.begin()
-            with conn.begin_nested():
-                yield conn
+            if self._sqlite_cache is None:
+                with conn.begin_nested():
+                    yield conn
+            else:
+                # SQLAlchemy's SAVEPOINT costs about what a small page's own statements do
+                # (~0.2 ms of Python a page); on sqlite3 the statements go straight to it.
+                with _raw_savepoint(conn):
+                    yield conn
         except BaseException:
             self._compressor.reset()  # a dictionary trained in it was rolled back too
             raise

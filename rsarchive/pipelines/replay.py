@@ -1,10 +1,10 @@
 """Replay responses (stored captures, or imported ones) through split -> clean -> store, on N cores.
 
-Worker processes do the CPU part (parse, split, clean: ``read_capture``); the calling process is
-the one writer and stores what they give back in the order the responses came, so a page's
-revisions, a teaser's first sighting and every row id are those of a one-core replay. The
-writer commits in batches (``Archive.batched``): the responses are the source, so a crash loses
-nothing that a second run does not re-read.
+Worker processes do the CPU part (parse, split, clean: ``read_capture``), and so does the calling
+process while it waits for them. It is also the one writer: it stores what they all read in the
+order the responses came, so a page's revisions, a teaser's first sighting and every row id are
+those of a one-core replay. The writer commits in batches (``Archive.batched``): the responses
+are the source, so a crash loses nothing that a second run does not re-read.
 
 ``replay`` takes any iterable of ``Capture``: ``rsarchive reparse`` feeds it from ``captures``,
 an import can feed it the responses of a WARC file.
@@ -197,8 +197,8 @@ def _chunks(captures: Iterable[Capture]) -> Iterator[list[Capture]]:
 
 
 def read_all(captures: Iterable[Capture], jobs: int) -> Iterator[Read]:
-    """``read_capture`` of every capture, in their order: here (one job) or on ``jobs`` worker
-    processes, with at most a few chunks a worker read ahead of the caller."""
+    """``read_capture`` of every capture, in their order: here (one job), or here and on
+    ``jobs - 1`` worker processes, with at most a few chunks read ahead of the writer."""
     if jobs <= 1:
         reader = _Reader()
         for capture in captures:
@@ -208,23 +208,55 @@ def read_all(captures: Iterable[Capture], jobs: int) -> Iterator[Read]:
     # fork: a worker starts in milliseconds with everything imported (the writer holds no lock
     # a worker could need; workers never touch the database).
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = context.Pool(jobs)
+    # One process less than the jobs: the writer reads too, whenever the oldest chunk is not
+    # back yet. With a worker per core the writer had a third of each core's time and the
+    # workers waited on it; this way no core runs more than one of them.
+    workers = jobs - 1
+    pool = context.Pool(workers)
+    reader = _Reader()
     try:
         pending: deque[tuple[list[Capture], Any]] = deque()
-        for chunk in _chunks(captures):
-            pending.append((chunk, pool.apply_async(_read_chunk, (chunk,))))
-            if len(pending) >= jobs * _AHEAD:
-                yield from _with_bodies(*pending.popleft())
-        while pending:
-            yield from _with_bodies(*pending.popleft())
+        in_pool = 0
+        chunks = _chunks(captures)
+        exhausted = False
+        while True:
+            while pending and _ready(pending[0][1]):
+                chunk, result = pending.popleft()
+                if not isinstance(result, list):
+                    in_pool -= 1
+                yield from _with_bodies(chunk, result)
+            while not exhausted and in_pool < workers * _AHEAD:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                pending.append((chunk, pool.apply_async(_read_chunk, (chunk,))))
+                in_pool += 1
+            if not pending:
+                break
+            if _ready(pending[0][1]):
+                continue
+            # The oldest chunk is still with a worker: read the next one here rather than wait.
+            if not exhausted and len(pending) < jobs * _AHEAD:
+                chunk = next(chunks, None)
+                if chunk is not None:
+                    pending.append((chunk, [reader.read(c) for c in chunk]))
+                    continue
+                exhausted = True
+            pending[0][1].wait()
         pool.close()
     finally:
         pool.terminate()
         pool.join()
 
 
+def _ready(result: Any) -> bool:
+    return isinstance(result, list) or result.ready()
+
+
 def _with_bodies(chunk: list[Capture], result: Any) -> Iterator[Read]:
-    for capture, read in zip(chunk, result.get(), strict=True):
+    reads = result if isinstance(result, list) else result.get()
+    for capture, read in zip(chunk, reads, strict=True):
         if read.item is not None:
             read.item.body = capture.body
         yield read
