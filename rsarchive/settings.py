@@ -50,6 +50,9 @@ RSARCHIVE_FRONTIER_HOST_KEY = os.environ.get("RSARCHIVE_FRONTIER_HOST_KEY", "rsa
 RSARCHIVE_WORKER = os.environ.get("RSARCHIVE_WORKER", "")
 # Seconds between two progress lines in the log (pages done, rate, queued, ETA); 0: none.
 RSARCHIVE_PROGRESS_INTERVAL = os.environ.get("RSARCHIVE_PROGRESS_INTERVAL", "30")
+# Processes that split pages off the reactor thread (0: in line; see pipelines/split.py): for
+# long crawls on a machine with a core to spare.
+RSARCHIVE_EXTRACT_PROCESSES = os.environ.get("RSARCHIVE_EXTRACT_PROCESSES", "0")
 
 # --- politeness --------------------------------------------------------------------------------
 USER_AGENT = f"rsarchive/{__version__} (archiving bot; +{RSARCHIVE_CONTACT})"

@@ -166,8 +166,10 @@ def scrapy_crawl(
     *args: str,
     settings: dict[str, str] | None = None,
     cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
 ) -> CrawlResult:
-    """Run `scrapy crawl` as a user would, in its own process, against a loopback site."""
+    """Run `scrapy crawl` as a user would, in its own process, against a loopback site
+    (``env``: environment variables to add, for the crawl and the processes it starts)."""
     cmd = [sys.executable, "-c", _SCRAPY_STRICT, "crawl", spider, *args]
     opts = {
         "RSARCHIVE_DATABASE_URL": f"sqlite:///{db}",
@@ -179,7 +181,7 @@ def scrapy_crawl(
     }
     for key, value in opts.items():
         cmd += ["-s", f"{key}={value}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSARCHIVE_")} | (env or {})
     proc = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -496,6 +496,37 @@ def test_a_load_more_answer_is_stored_whole_or_not_at_all(archive, monkeypatch):
     assert (again.capture_new, again.capture_id, again.teasers_new) == (False, stored.capture_id, 0)
 
 
+def test_a_load_more_answer_stored_before_its_page_gets_the_page_article(archive):
+    # Pages are split concurrently (on extraction processes too): a page's load-more answer
+    # may reach the store first. Its teasers still belong to the page's article.
+    page = make_article()
+    answer = FeedPage(
+        url=f"{SITE}/res/load_more_posts/data.js?node_id=1&pn=2",
+        page_url=page.url,
+        fetched_at="2026-11-25T14:00:00Z",
+        teasers=[make_teaser("two", 1)],
+        content_type="application/json",
+        body=b'{"has_more": false, "posts_by_source": {"current_page": []}}',
+        position=1,
+    )
+    archive.store_feed_page(answer)
+    assert scalar(archive, "SELECT page_article_id FROM teasers") is None
+    stored = archive.store_page(make_page(page, [make_teaser("one")]), run_id=None)
+    linked = rows(archive, "SELECT url, page_article_id FROM teasers ORDER BY position")
+    assert [r["page_article_id"] for r in linked] == [stored.article_id, stored.article_id]
+    # Another page's teasers are not claimed.
+    other = make_article("other-deal")
+    archive.store_page(make_page(other, [make_teaser("three")]), run_id=None)
+    assert (
+        scalar(
+            archive,
+            "SELECT count(*) FROM teasers WHERE page_article_id = :id",
+            id=stored.article_id,
+        )
+        == 2
+    )
+
+
 def test_database_passes_integrity_checks_after_a_run_of_pages(archive):
     for i in range(20):
         article = make_article(f"a{i}", body_text=f"Body number {i} about Vienna.")

@@ -4,7 +4,8 @@ tests can prove that a kill anywhere, even inside a page's transaction, leaves t
 
 Points: ``run`` (a run's row committed), ``lookup``, ``capture``, ``article``, ``teasers``,
 ``state`` (the statements of one page's transaction, in order; ``state`` is its last before the
-commit), ``commit`` (the page committed). Unset, as it always is outside the tests, every call is
+commit), ``commit`` (the page committed); ``extract`` (a page split in an extraction process,
+which is the process that dies). Unset, as it always is outside the tests, every call is
 one comparison.
 """
 

@@ -638,6 +638,16 @@ class Archive:
             )
             .values(article_id=bindparam("b_article_id"))
         )
+        # A load-more answer stored before its page (pages are split concurrently) left its
+        # teasers without the page's article: the page's first store gives it to them.
+        self._claim_page_teasers = (
+            update(t)
+            .where(
+                t.c.page_url == bindparam("b_url"),
+                func.coalesce(t.c.page_article_id, 0) == 0,
+            )
+            .values(page_article_id=bindparam("b_article_id"))
+        )
         self._ins_revision = insert(m.revisions)
         r = m.revisions
         # The article's current revision holds no body (the article's is it): before the
@@ -799,6 +809,9 @@ class Archive:
             run.execute(
                 self._link_teasers,
                 {"b_article_id": article_id, "b_url": article.url, "b_post_id": article.post_id},
+            )
+            run.execute(
+                self._claim_page_teasers, {"b_article_id": article_id, "b_url": article.url}
             )
             return article_id, "new"
 

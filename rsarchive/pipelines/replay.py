@@ -22,8 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import DropItem
-from scrapy.http import Headers
-from scrapy.responsetypes import responsetypes
 from scrapy.settings import Settings
 from scrapy.statscollectors import StatsCollector
 
@@ -32,7 +30,7 @@ from rsarchive.extract.loadmore import keep_feed_teasers, parse_load_more
 from rsarchive.items import FeedPage, Page
 from rsarchive.pipelines.clean import CleanPipeline, NotArchivable
 from rsarchive.pipelines.split import SplitPipeline
-from rsarchive.spiders import fix_encoding, page_selector
+from rsarchive.spiders import selector_of
 
 # Captures per task sent to a worker (fewer round trips), and tasks in flight per worker (the
 # writer never waits for a worker, and memory stays bounded however many captures there are).
@@ -81,10 +79,6 @@ def page_from_capture(capture: Any, body: bytes) -> Page:
     """The ``Page`` the spider yielded for this response (as ``RebelMouseSpider.page_item``)."""
     headers: dict[str, str] = json.loads(capture.headers or "{}")
     url = capture.final_url or capture.url
-    # As Headers: responsetypes looks up b"Content-Type", which a plain dict of str never holds,
-    # and would guess from the body instead (a byte-by-byte scan, ~1/3 of a parse).
-    cls = responsetypes.from_args(headers=Headers(headers), url=url, body=body)
-    response = fix_encoding(cls(url=url, status=capture.status, headers=headers, body=body))
     return Page(
         url=url,
         status=capture.status,
@@ -94,7 +88,7 @@ def page_from_capture(capture: Any, body: bytes) -> Page:
         headers=headers,
         body=body,
         # None for anything not HTML; a tree too deep for libxml2 is read flattened, as in a crawl.
-        selector=page_selector(response)[0],
+        selector=selector_of(url, capture.status, headers, body)[0],
     )
 
 

@@ -14,7 +14,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import scrapy
 from parsel import Selector
 from scrapy.exceptions import CloseSpider, IgnoreRequest
-from scrapy.http import HtmlResponse, Response, TextResponse
+from scrapy.http import Headers, HtmlResponse, Response, TextResponse
+from scrapy.responsetypes import responsetypes
 from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +25,7 @@ from rsarchive import signals as rs_signals
 from rsarchive.archive import fetchstate, make_engine, utc_now_iso
 from rsarchive.archive.engine import as_database_url
 from rsarchive.archive.fetchstate import Held
-from rsarchive.config import SettingError, get_float, get_site_url
+from rsarchive.config import SettingError, get_float, get_int, get_site_url
 from rsarchive.dates import latest_plausible, plausible
 from rsarchive.extract.depth import MAX_DEPTH, flatten_markup, too_deep
 from rsarchive.extract.loadmore import (
@@ -78,6 +79,7 @@ class RebelMouseSpider(scrapy.Spider):
         extend it. Run before the crawl starts, so a bad value fetches nothing."""
         self.site_url = get_site_url(settings)
         get_float(settings, "RSARCHIVE_PROGRESS_INTERVAL")  # read by the progress extension
+        get_int(settings, "RSARCHIVE_EXTRACT_PROCESSES", minimum=0)  # read by the split step
         # The offsite middleware keeps every request (redirects included) on this host.
         self.allowed_domains = [site_host(self.site_url).split(":")[0]]
 
@@ -359,6 +361,17 @@ def page_selector(response: Response) -> tuple[Selector | None, bool]:
     if not too_deep(selector.root):
         return selector, False
     return Selector(text=flatten_markup(response.text), type="html"), True
+
+
+def selector_of(
+    url: str, status: int, headers: dict[str, str], body: bytes
+) -> tuple[Selector | None, bool]:
+    """``page_selector`` of the response these parts make (a capture, or a page sent to an
+    extraction process): the same response class, encoding and tree as in the crawl."""
+    # As Headers: responsetypes looks up b"Content-Type", which a plain dict of str never holds,
+    # and would guess from the body instead (a byte-by-byte scan, ~1/3 of a parse).
+    cls = responsetypes.from_args(headers=Headers(headers), url=url, body=body)
+    return page_selector(fix_encoding(cls(url=url, status=status, headers=headers, body=body)))
 
 
 def fix_encoding(response: Response) -> Response:
