@@ -286,8 +286,20 @@ class Archive:
                 try:
                     conn.commit()
                 except BaseException:
+                    self._compressor.reset()  # a dictionary trained in it is gone too
                     conn.rollback()
                     raise
+
+    def in_write_transaction(self) -> bool:
+        """Inside ``batched``: whether its transaction is still open. SQLite ends the whole
+        transaction on some errors (a full disk, an I/O error), whatever SAVEPOINTs were open,
+        and the pages stored in it so far are gone then."""
+        writer = self._writer
+        if writer is None or writer.closed or not writer.in_transaction():
+            return False
+        if self.engine.dialect.name != "sqlite":
+            return True  # PostgreSQL keeps it: a failed page rolls back to its SAVEPOINT
+        return bool(writer.connection.driver_connection.in_transaction)
 
     def _writer_connection(self) -> Connection:
         writer = self._writer

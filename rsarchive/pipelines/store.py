@@ -1,8 +1,9 @@
 """Store step: one transaction per page into the archive, and a crawl_runs row per run.
 
-Writes run on one dedicated writer thread. The reactor never waits on SQLite (a database locked
-by a reader may hold a write for up to the busy timeout), and the next page is parsed while the
-previous one is committed.
+Writes run on one dedicated writer thread (``pipelines/writer.py``). The reactor never waits on
+SQLite (a database locked by a reader may hold a write for up to the busy timeout), the next page
+is parsed while the previous one is committed, and the pages that queue up meanwhile share the
+next commit (each still whole or not at all).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from rsarchive.archive.errors import describe, unwritable
 from rsarchive.archive.runs import close_dead_runs
 from rsarchive.items import FeedPage, FetchOutcome, Page
 from rsarchive.outcome import GONE_ARCHIVED, STORAGE_ERROR, exit_code, human_summary, run_status
+from rsarchive.pipelines.writer import GroupWriter
 from rsarchive.urls import normalize_url
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class StorePipeline:
         self.unwritable: str | None = None
         self._closing: Any = None
         # One thread: SQLite takes one writer at a time, and pages commit in arrival order.
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsarchive-store")
+        self.writer = GroupWriter()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
@@ -78,6 +79,7 @@ class StorePipeline:
             )
             self.stats.set_value("rsarchive/database_error", str(reason))
             raise CloseSpider("database_error") from exc
+        self.writer.archive = self.archive
         self.stats.set_value("rsarchive/run_id", self.run_id)
         self.stats.set_value("rsarchive/pid", os.getpid())
         logger.info("archiving into %s (run %s)", _redact(self.database_url), self.run_id)
@@ -111,11 +113,12 @@ class StorePipeline:
             self.stats.inc_value("rsarchive/store_failed")
             raise DropItem(f"not stored: {self.unwritable}")
         try:
+            future = self.writer.submit_page(fn, *args)
             try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # a Twisted reactor without asyncio: store in line
-                return self.writer.submit(fn, *args).result()
-            return await loop.run_in_executor(self.writer, fn, *args)
+                asyncio.get_running_loop()
+            except RuntimeError:  # a Twisted reactor without asyncio: wait here
+                return future.result()
+            return await asyncio.wrap_future(future)
         except SQLAlchemyError as exc:
             # The page's transaction was rolled back whole.
             self.stats.inc_value("rsarchive/store_failed")
