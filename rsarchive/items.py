@@ -91,6 +91,19 @@ class ParsedPage:
     warnings: list[str] = field(default_factory=list)
 
 
+class Unparsed:
+    """``Page.selector`` of an HTML page left unparsed by the spider: the split step builds its
+    tree where it splits it (an extraction process; see ``pipelines/split.py``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNPARSED"
+
+
+UNPARSED = Unparsed()
+
+
 @dataclass
 class Page:
     """One fetched page, the unit that is archived (and can be re-split later).
@@ -107,7 +120,8 @@ class Page:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     body: bytes = field(default=b"", repr=False)
     # The tree Scrapy already parsed for the spider (``response.selector``): the split step
-    # reuses it instead of parsing the bytes again. A parsel Selector, or None.
+    # reuses it instead of parsing the bytes again. A parsel Selector, ``UNPARSED`` (HTML the
+    # split step parses), or None (not HTML).
     selector: Any = field(default=None, repr=False, compare=False)
     article: Article | None = None
     teasers: list[Teaser] = field(default_factory=list)

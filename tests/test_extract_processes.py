@@ -3,6 +3,7 @@ crawl that splits them in line stores, and lose nothing when those processes die
 
 from __future__ import annotations
 
+import pytest
 from conftest import CrawlResult, SiteServer, scrapy_crawl
 from test_fidelity import content_rows
 
@@ -10,20 +11,31 @@ from test_fidelity import content_rows
 _TIMED = {"captures", "revisions"}
 
 
-def crawl_every_page(server: SiteServer, db, **kwargs) -> CrawlResult:
+def crawl_every_page(server: SiteServer, db, *args: str, **kwargs) -> CrawlResult:
     urls = ",".join(server.page_url(p.name) for p in server.site.pages.values())
-    return scrapy_crawl("article", db, server.url, "-a", f"urls={urls}", **kwargs)
+    return scrapy_crawl("article", db, server.url, "-a", f"urls={urls}", *args, **kwargs)
 
 
 def stored(result: CrawlResult) -> dict[str, list[tuple]]:
     return {k: v for k, v in content_rows(result.db).items() if k not in _TIMED}
 
 
-def test_a_crawl_on_extraction_processes_stores_what_one_in_line_stores(site_server, tmp_path):
-    in_line = crawl_every_page(site_server, tmp_path / "in-line.db")
+@pytest.mark.parametrize(
+    "args",
+    [(), ("-a", "feed_pages=0")],
+    # with the feed the spider parses each page too; without, only the extraction process does
+    ids=["feed", "no-feed"],
+)
+def test_a_crawl_on_extraction_processes_stores_what_one_in_line_stores(
+    site_server, tmp_path, args
+):
+    in_line = crawl_every_page(site_server, tmp_path / "in-line.db", *args)
     assert in_line.returncode == 0, in_line.log
     elsewhere = crawl_every_page(
-        site_server, tmp_path / "elsewhere.db", settings={"RSARCHIVE_EXTRACT_PROCESSES": "2"}
+        site_server,
+        tmp_path / "elsewhere.db",
+        *args,
+        settings={"RSARCHIVE_EXTRACT_PROCESSES": "2"},
     )
     assert elsewhere.returncode == 0, elsewhere.log
     before, after = stored(in_line), stored(elsewhere)
@@ -39,11 +51,15 @@ def test_a_crawl_on_extraction_processes_stores_what_one_in_line_stores(site_ser
 def test_when_the_extraction_processes_die_the_crawl_splits_in_line_and_loses_nothing(
     site_server, tmp_path
 ):
-    in_line = crawl_every_page(site_server, tmp_path / "in-line.db")
+    # Without the feed, the spider parses no page: the ones left when the worker dies are
+    # parsed in line from their bytes.
+    in_line = crawl_every_page(site_server, tmp_path / "in-line.db", "-a", "feed_pages=0")
     assert in_line.returncode == 0, in_line.log
     killed = crawl_every_page(
         site_server,
         tmp_path / "killed.db",
+        "-a",
+        "feed_pages=0",
         settings={"RSARCHIVE_EXTRACT_PROCESSES": "1"},
         env={"RSARCHIVE_FAULT_KILL_AFTER": "extract:2"},  # the worker dies on its 2nd page
     )

@@ -20,7 +20,8 @@ from typing import Any
 from rsarchive.archive.faults import reached
 from rsarchive.config import get_int
 from rsarchive.extract import parse_page, rebelmouse
-from rsarchive.items import Page, ParsedPage
+from rsarchive.items import UNPARSED, Page, ParsedPage
+from rsarchive.spiders import note_deep_tree, selector_of
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class SplitPipeline:
             return item
         if self._pool is not None and _running_loop():
             return self._split_elsewhere(item)  # Scrapy awaits it
-        return self._fill(item, parse_page(item.selector, item.url))
+        return self._fill(item, self._split_here(item))
 
     async def _split_elsewhere(self, item: Page) -> Page:
         pool = self._pool
@@ -67,7 +68,9 @@ class SplitPipeline:
         if pool is not None:
             try:
                 future = pool.submit(split_bytes, item.url, item.status, item.headers, item.body)
-                parsed = await asyncio.wrap_future(future)
+                parsed, flattened = await asyncio.wrap_future(future)
+                if flattened and item.selector is UNPARSED:  # else the spider said it
+                    note_deep_tree(item.url, self.crawler)
             except BrokenProcessPool as exc:
                 if self._pool is pool:  # the first page to learn it says so
                     self._pool = None
@@ -78,9 +81,15 @@ class SplitPipeline:
                         exc,
                     )
                     self.stats.inc_value("rsarchive/extract_processes_lost")
-        if parsed is None:
-            parsed = parse_page(item.selector, item.url)
-        return self._fill(item, parsed)
+        return self._fill(item, parsed or self._split_here(item))
+
+    def _split_here(self, item: Page) -> ParsedPage:
+        if item.selector is UNPARSED:  # the extraction processes are gone: parse it here
+            selector, flattened = selector_of(item.url, item.status, item.headers, item.body)
+            if flattened:
+                note_deep_tree(item.url, self.crawler)
+            item.selector = selector
+        return parse_page(item.selector, item.url)
 
     def _fill(self, item: Page, parsed: ParsedPage) -> Page:
         self._note(parsed, item.url)
@@ -114,10 +123,11 @@ def _running_loop() -> bool:
     return True
 
 
-def split_bytes(url: str, status: int, headers: dict[str, str], body: bytes) -> ParsedPage | None:
-    """``parse_page`` of a page given as its response parts (in an extraction process)."""
-    from rsarchive.spiders import selector_of  # the spiders import the pipelines' modules
-
+def split_bytes(
+    url: str, status: int, headers: dict[str, str], body: bytes
+) -> tuple[ParsedPage | None, bool]:
+    """``parse_page`` of a page given as its response parts (in an extraction process), and
+    whether its tree had to be flattened first."""
     reached("extract")
-    selector = selector_of(url, status, headers, body)[0]
-    return None if selector is None else parse_page(selector, url)
+    selector, flattened = selector_of(url, status, headers, body)
+    return (None if selector is None else parse_page(selector, url)), flattened

@@ -35,7 +35,7 @@ from rsarchive.extract.loadmore import (
     parse_load_more,
 )
 from rsarchive.extract.text import trust_utf8
-from rsarchive.items import FeedPage, FetchOutcome, Page
+from rsarchive.items import UNPARSED, FeedPage, FetchOutcome, Page
 from rsarchive.middlewares import FetchRefused
 from rsarchive.urls import normalize_url, same_site, site_host
 
@@ -58,6 +58,7 @@ class RebelMouseSpider(scrapy.Spider):
     #: Why the settings cannot be used (``configure`` failed): the run closes at once with
     #: ``config_error`` (exit code 78) and fetches nothing.
     config_error: str | None = None
+    parse_elsewhere = False
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> RebelMouseSpider:
@@ -79,7 +80,8 @@ class RebelMouseSpider(scrapy.Spider):
         extend it. Run before the crawl starts, so a bad value fetches nothing."""
         self.site_url = get_site_url(settings)
         get_float(settings, "RSARCHIVE_PROGRESS_INTERVAL")  # read by the progress extension
-        get_int(settings, "RSARCHIVE_EXTRACT_PROCESSES", minimum=0)  # read by the split step
+        # With extraction processes, a page the spider needs no tree of is parsed only there.
+        self.parse_elsewhere = get_int(settings, "RSARCHIVE_EXTRACT_PROCESSES", minimum=0) > 0
         # The offsite middleware keeps every request (redirects included) on this host.
         self.allowed_domains = [site_host(self.site_url).split(":")[0]]
 
@@ -109,19 +111,19 @@ class RebelMouseSpider(scrapy.Spider):
             url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
         return url
 
-    def page_item(self, response: Response) -> Page:
+    def page_item(self, response: Response, *, tree: bool = False) -> Page:
+        """The page to archive. ``tree``: the spider reads the page itself (``page.selector``),
+        so it is parsed here even when the split step parses pages elsewhere."""
         response = fix_encoding(response)
         headers = response_headers(response)
         redirects = response.meta.get("redirect_urls") or [response.url]
-        selector, flattened = page_selector(response)
-        if flattened:
-            self.logger.warning(
-                "deep_tree: %s nests tags deeper than %d levels: read with the deeper tags "
-                "left out (their text kept)",
-                response.url,
-                MAX_DEPTH,
-            )
-            self.crawler.stats.inc_value("rsarchive/page_warning/deep_tree")
+        selector: Any
+        if self.parse_elsewhere and not tree and isinstance(response, HtmlResponse):
+            selector = UNPARSED
+        else:
+            selector, flattened = page_selector(response)
+            if flattened:
+                note_deep_tree(response.url, self.crawler)
         return Page(
             url=response.url,
             status=response.status,
@@ -343,6 +345,17 @@ class RebelMouseSpider(scrapy.Spider):
         page = self.page_item(response)
         page.feed_date = response.meta.get("feed_date")
         yield page
+
+
+def note_deep_tree(url: str, crawler: Any) -> None:
+    """Log and count a page read flattened (``rsarchive.extract.depth``), as the spider's."""
+    crawler.spider.logger.warning(
+        "deep_tree: %s nests tags deeper than %d levels: read with the deeper tags left out "
+        "(their text kept)",
+        url,
+        MAX_DEPTH,
+    )
+    crawler.stats.inc_value("rsarchive/page_warning/deep_tree")
 
 
 def response_headers(response: Response) -> dict[str, str]:

@@ -103,7 +103,7 @@ class ArticleSpider(RebelMouseSpider):
             yield scrapy.Request(url, callback=self.parse, errback=self.fetch_failed)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Page | scrapy.Request]:
-        page = self.page_item(response)
+        page = self.page_item(response, tree=bool(self.follow or self.feed_pages))
         # The tree Scrapy built for the page item: nothing is parsed twice. (Kept here: the
         # store step lets go of the item's tree.)
         selector = page.selector

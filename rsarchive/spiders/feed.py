@@ -123,7 +123,7 @@ class FeedSpider(RebelMouseSpider):
 
     def parse_listing(self, response: Response, walk: Walk) -> Iterator[Page | scrapy.Request]:
         # The listing page itself is archived too: its teasers are a sighting of the feed.
-        page = self.page_item(response)
+        page = self.page_item(response, tree=True)
         selector = page.selector  # kept: the store step lets go of the item's tree
         yield page
         if response.status != 200 or selector is None:

@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 
+import pytest
 from conftest import rsarchive
 
 from faults.conftest import crawl
@@ -69,12 +70,17 @@ def test_T16_T17_T18_redirect_loops_and_offsite_redirects_are_failures_named_in_
     run.assert_whole()
 
 
-def test_T25_50000_nested_divs_are_read_without_recursion(server: FaultServer, tmp_path):
+@pytest.mark.parametrize("processes", ["0", "1"], ids=["in-line", "extraction-process"])
+def test_T25_50000_nested_divs_are_read_without_recursion(server: FaultServer, tmp_path, processes):
     page = server.fixture("seed").decode()
     at = page.index(">", page.index('class="body-description"')) + 1
     deep = "<div>" * 50_000 + "<p>Words at the bottom of the well.</p>" + "</div>" * 50_000
     url = server.route(SEED, ok((page[:at] + deep + page[at:]).encode()))
-    run = crawl(server, tmp_path / "a.db", "article", f"url={url}", "feed_pages=0")
+    # With an extraction process, the page is parsed (and flattened) there only.
+    run = crawl(
+        server, tmp_path / "a.db", "article", f"url={url}", "feed_pages=0",
+        settings={"RSARCHIVE_EXTRACT_PROCESSES": processes},
+    )  # fmt: skip
 
     assert "RecursionError" not in run.log
     assert run.code == 0, run.log
