@@ -2,10 +2,12 @@
 
 In line by default. With ``RSARCHIVE_EXTRACT_PROCESSES=N`` (N > 0) the split runs on N worker
 processes instead, fed with the page's bytes, so that parsing never holds up the downloader on
-the reactor thread: worth it for long crawls (a sitemap back-fill) on a machine with cores to
-spare; a short crawl would spend more starting them than it saves. A worker builds the tree
-exactly as the spider did (``spiders.selector_of``), so what is stored does not depend on where
-the page was read. If the workers die, the run goes on in line and says so.
+the reactor thread; a spider that needs no tree of a page itself (no feed to follow: sitemap,
+Wayback, ``feed_pages=0``) leaves it unparsed (``items.UNPARSED``), and it is parsed only there.
+Worth it for long crawls on a machine with cores to spare; a short crawl spends more starting
+the processes than it saves. A worker builds the tree exactly as the spider would
+(``spiders.selector_of``), so what is stored does not depend on where the page was read. If the
+workers die, the run goes on in line and says so.
 """
 
 from __future__ import annotations
