@@ -6,7 +6,8 @@ split -> clean -> store steps), then, in one process:
   - exports its captures as WARC (warcio, per-record gzip) and compares the file's size with
     what the archive keeps (the compressed ``captures.body``) and with the bodies as received;
   - rebuilds it with ``reparse --into`` (captures -> fresh archive) and with export + ``import``
-    (WARC -> fresh archive), pages/s of each, and checks the two give the same rows.
+    (WARC -> fresh archive, with --jobs 1 and 2), pages/s of each, and checks they all give
+    the same rows.
 
     python benchmarks/bench_webarchive.py [--pages 1000]
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench_pipeline import SITE, bench_pipeline, replicate  # noqa: E402
+from bench_pipeline import SITE, bench_pipeline, replicate, rss_mib  # noqa: E402
 from test_fidelity import content_rows  # noqa: E402
 
 from rsarchive.archive import Archive  # noqa: E402
@@ -66,19 +67,26 @@ def main() -> None:
                 reparse(archive, target)
                 reparse_s = time.perf_counter() - t0
 
-        imported = work / "imported.db"
-        with Archive(sqlite_url(imported)) as target:
-            t0 = time.perf_counter()
-            job = Importer(target, SITE, DOWNLOAD_MAXSIZE, print)
-            try:
-                job.read(warc)
-                read_s = time.perf_counter() - t0
-                job.replay([str(warc)])
-            finally:
-                job.close()
-            import_s = time.perf_counter() - t0
+        imports = {}
+        for jobs in (1, 2):
+            imported = work / f"imported-{jobs}.db"
+            with Archive(sqlite_url(imported)) as target:
+                t0 = time.perf_counter()
+                job = Importer(target, SITE, DOWNLOAD_MAXSIZE, print)
+                try:
+                    job.read(warc)
+                    read_s = time.perf_counter() - t0
+                    t1 = time.perf_counter()
+                    job.replay([str(warc)], jobs=jobs)
+                    replay_s = time.perf_counter() - t1
+                finally:
+                    job.close()
+                imports[jobs] = (time.perf_counter() - t0, read_s, replay_s, rss_mib())
+        import_s, read_s, _, _ = imports[1]
 
-        same = content_rows(rebuilt) == content_rows(imported)
+        same = all(
+            content_rows(rebuilt) == content_rows(work / f"imported-{jobs}.db") for jobs in (1, 2)
+        )
         size = warc.stat().st_size
         print(f"{captures:,} captures ({args.pages:,} replicated fixture pages)\n")
         print("| bytes | total | per capture | vs captures.body |")
@@ -97,6 +105,13 @@ def main() -> None:
         print(f"|   of which reading + staging the WARC | {read_s:.2f} | "
               f"{captures / read_s:,.0f} |")  # fmt: skip
         print(f"\nimport gives the rows of reparse --into: {'yes' if same else 'NO'}")
+        print("\n| import --jobs | seconds (read + replay) | replay pages/s | resident MiB after |")
+        print("|---:|---:|---:|---:|")
+        for jobs, (total_s, read_s, replay_s, rss) in imports.items():
+            print(f"| {jobs} | {total_s:.2f} ({read_s:.2f} + {replay_s:.2f}) "
+                  f"| {captures / replay_s:,.0f} | {rss:.0f} |")  # fmt: skip
+        speedup = imports[1][2] / imports[2][2]
+        print(f"\nimport's replay, --jobs 2 vs --jobs 1: {speedup:.2f} (target >= 1.7)")
 
 
 if __name__ == "__main__":
