@@ -32,10 +32,13 @@ def test_bench_query_builds_an_archive_the_readers_open(tmp_path: Path) -> None:
 def test_bench_crawl_fetches_over_loopback_http_with_the_production_stack() -> None:
     out = _bench("bench_crawl.py", "--pages", "30", "--runs", "1")
     assert "over HTTP from 127.0.0.1" in out
-    run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
-    cells = [c.strip() for c in run.strip("|").split("|")]
-    assert cells[3] == "30"  # every page went through split, clean and store
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |")]
+    cells = {c[1]: c for c in ([x.strip() for x in r.strip("|").split("|")] for r in rows)}
+    assert set(cells) == {"bare", "archive", "archive+1"}
+    # Every page went through split, clean and store, in line and on an extraction process.
+    assert cells["archive"][3] == cells["archive+1"][3] == "30"
     assert "archive crawl vs bare Scrapy: min" in out
+    assert "archive+1 crawl vs bare Scrapy: min" in out
 
 
 def test_bench_size_compares_the_archive_with_a_warc_gz_of_the_same_responses() -> None:
