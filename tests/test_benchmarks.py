@@ -54,3 +54,18 @@ def test_bench_reparse_compares_two_jobs_with_one() -> None:
     run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
     assert "| 40 / 40 |" in run  # both stored every page
     assert "reparse --jobs 2 vs --jobs 1: min" in out
+
+
+def test_bench_pipeline_compares_the_whole_path_with_the_parse() -> None:
+    out = _bench("bench_pipeline.py", "--pages", "40")
+    assert out.startswith("40 pages (avg ")
+    assert ": 40 stored," in out.splitlines()[0]
+    assert "(c) ratio b/a = " in out
+    for step in ("| parse |", "| split |", "| store |"):
+        assert step in out
+
+
+def test_bench_webarchive_imports_with_one_and_two_jobs_into_the_same_rows() -> None:
+    out = _bench("bench_webarchive.py", "--pages", "40")
+    assert "import gives the rows of reparse --into: yes" in out
+    assert "import's replay, --jobs 2 vs --jobs 1: " in out
