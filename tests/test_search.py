@@ -19,8 +19,21 @@ from rsarchive.archive import queries as q
 from rsarchive.archive.queries import BM25_WEIGHTS, HIT_END, HIT_START, SNIPPET_TOKENS, Filters
 from rsarchive.archive.schema import prepare_schema
 
-WORDS = "iran nuclear sanctions ukraine ceasefire taiwan strait gaza yemen houthis red sea".split()
-GLUE = "the of and to in a that is for on with as by it".split()
+WORDS = [
+    "iran",
+    "nuclear",
+    "sanctions",
+    "ukraine",
+    "ceasefire",
+    "taiwan",
+    "strait",
+    "gaza",
+    "yemen",
+    "houthis",
+    "red",
+    "sea",
+]
+GLUE = ["the", "of", "and", "to", "in", "a", "that", "is", "for", "on", "with", "as", "by", "it"]
 SECTIONS = ("Middle East", "Europe", "Asia-Pacific", "Africa")
 TYPES = ("Analysis", "Opinion", "News")
 AUTHORS = ("Anatol Lieven", "Trita Parsi", "José Martí", "Connor Echols")
