@@ -182,19 +182,6 @@ def test_search_filters_limit_and_offset(run):
     ]
 
 
-def test_section_and_type_filters_fall_back_to_every_match(run, monkeypatch):
-    # Checked on the best matches first; when too few of them pass, on all of them.
-    from rsarchive.archive import queries
-
-    for filters in (["--type", "Analysis"], ["--section", "Europe"], ["--type", "opinion"]):
-        args = ("search", "russia", "--json", "--limit", "2", *filters)
-        expected = titles(run(*args)[1])
-        with monkeypatch.context() as patch:
-            patch.setattr(queries, "ROW_FILTER_TOP", 0)
-            assert titles(run(*args)[1]) == expected, filters
-    assert len(titles(run("search", "russia", "--json", "--type", "Analysis")[1])) == 2
-
-
 # -- list, authors, sections, tags ---------------------------------------------------------------
 
 

@@ -169,15 +169,28 @@ def test_the_queries_here_match_many_articles_and_tie(archive) -> None:
     assert all(HIT_START + "iran" in snip.lower() for _, _, snip, _ in every)
 
 
-def test_section_filter_ranks_everything_when_the_best_matches_fail_it(
-    archive, monkeypatch
-) -> None:
-    """Section and type are checked on the best ROW_FILTER_TOP matches first; when too few of
-    them pass, every match is ranked, and the page is the same."""
-    monkeypatch.setattr(q, "ROW_FILTER_TOP", 3)
-    filters, where, params = FILTERS[5]
-    every = reference(archive, "iran", where, params)
-    assert len(every) > 10
-    with q.open_reader(f"sqlite:///{archive}") as reader:
-        for limit, offset in ((10, 0), (4, 4), (10, len(every) - 2)):
-            assert found(reader, "iran", filters, limit, offset) == every[offset : offset + limit]
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(section="Africa"),
+        Filters(type="opinion"),
+        Filters.from_strings(section="Africa", type="opinion", since="2020"),
+    ],
+)
+def test_filters_are_read_from_an_index_before_any_match_is_scored(archive, filters) -> None:
+    """Section, type and dates become one list of article ids, read through an index
+    (``lower(section)``, ``lower(type)``: migration 0008) and checked on each match before bm25:
+    no article row is read per match, so a filtered search scores only the matches that pass."""
+    weights = ", ".join(map(str, BM25_WEIGHTS))
+    (clause,) = filters.fts_clauses(q._fts.c.rowid)
+    where = str(clause.compile(compile_kwargs={"literal_binds": True}))
+    sql = (
+        f"SELECT rowid, bm25(articles_fts, {weights}) AS s FROM articles_fts "
+        f"WHERE articles_fts MATCH 'iran' AND {where} ORDER BY s, rowid LIMIT 20"
+    )
+    with sqlite3.connect(archive) as conn:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert plan[0].startswith("SCAN articles_fts VIRTUAL TABLE"), plan
+    assert "LIST SUBQUERY 1" in plan, plan
+    (reads,) = [step for step in plan if " articles " in f"{step} "]
+    assert reads.startswith("SEARCH articles USING INDEX ix_articles_"), plan

@@ -51,9 +51,6 @@ BM25_WEIGHTS = (10.0, 5.0, 1.0)
 #: Markers around search hits in snippets (control characters: never in article text).
 HIT_START, HIT_END = "\x02", "\x03"
 SNIPPET_TOKENS = 24
-#: A search filtered by section or type checks this many best matches (beyond the page asked
-#: for) before all of them.
-ROW_FILTER_TOP = 500
 _IN_CHUNK = 500
 
 
@@ -129,28 +126,27 @@ class Filters:
             out.append(a.c.published_at < self.until)
         return out
 
-    def fts_clauses(
-        self, rowid: ColumnElement[int]
-    ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
-        """(clauses on the ``articles`` row, clauses on ``rowid``) for a full-text query.
+    def fts_clauses(self, rowid: ColumnElement[int]) -> list[ColumnElement[bool]]:
+        """Clauses on ``rowid`` for a full-text query: each ``rowid + 0 IN (ids from an index)``.
 
-        Author and dates become ``rowid + 0 IN (ids from an index)``: SQLite builds that list
-        once and checks each match in memory, before bm25 is computed. ``+ 0`` keeps FTS5 from
-        taking the list as its rowid constraint (it would then run the MATCH once per listed
-        id: 0.5 s instead of 5 ms for a year on 100k articles). Section and type have no index:
-        they need the article row.
+        SQLite builds each list once and checks every match in memory, before bm25 is computed:
+        bm25 is most of a search's cost, and a filtered search then scores only the matches that
+        pass. ``+ 0`` keeps FTS5 from taking a list as its rowid constraint (it would then run
+        the MATCH once per listed id: 0.5 s instead of 5 ms for a year on 100k articles).
+        Section and type are read through their ``lower(...)`` indexes (migration 0008), dates
+        through ``published_at``'s: one list of the ids that pass them all.
         """
         a = m.articles
         unindexed = rowid + literal_column("0")
         out = [unindexed.in_(ids) for ids in self._linked_ids()]
-        if self.since or self.until:
-            dated = select(a.c.id)
-            if self.since:
-                dated = dated.where(a.c.published_at >= self.since)
-            if self.until:
-                dated = dated.where(a.c.published_at < self.until)
-            out.append(unindexed.in_(dated))
-        return self._row_clauses(), out
+        on_row = self._row_clauses()
+        if self.since:
+            on_row.append(a.c.published_at >= self.since)
+        if self.until:
+            on_row.append(a.c.published_at < self.until)
+        if on_row:
+            out.append(unindexed.in_(select(a.c.id).where(*on_row)))
+        return out
 
     def _row_clauses(self) -> list[ColumnElement[bool]]:
         a = m.articles
@@ -383,14 +379,13 @@ class Reader:
         each with a ``snippet`` whose hits are wrapped in ``HIT_START``/``HIT_END``."""
         if self.engine.dialect.name != "sqlite":
             raise ReadError("full-text search needs the SQLite archive (articles_fts)")
-        a = m.articles
         match, score = _SEARCH["match"], _SEARCH["score"]
         # ORDER BY bm25(...) LIMIT n, not FTS5's ORDER BY rank: SQLite's sorter keeps only the
         # best n rows, where FTS5's rank order sorts every match first (about 1.5-2x slower on
         # 10k matches). Filters are in the same statement, so LIMIT counts filtered rows. The
         # snippet (costly) is made afterwards, for the page of results only.
         filters = self.resolve(filters)
-        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
+        clauses = filters.fts_clauses(_fts.c.rowid)
         params: dict[str, Any] = {"q": fts_query(query), "limit": limit, "offset": offset}
         ranked = _SEARCH["ranked"]
         if clauses:
@@ -398,43 +393,12 @@ class Reader:
                 select(_fts.c.rowid, score)
                 .where(match, *clauses)
                 .order_by(score, _fts.c.rowid)
-                .limit(limit)
-                .offset(offset)
+                .limit(bindparam("limit"))
+                .offset(bindparam("offset"))
             )
-        full = None
-        if row_clauses:
-            # Section and type are checked on the article row (no index): a seek per match
-            # costs more than bm25 itself. Check only the best matches first; when too few of
-            # them pass, rank them all (the best that pass are the same either way).
-            top = (
-                select(_fts.c.rowid, score)
-                .where(match, *clauses)
-                .order_by(score, _fts.c.rowid)
-                .limit(offset + limit + ROW_FILTER_TOP)
-                .subquery()
-            )
-            narrowed = (
-                select(top.c.rowid, top.c.score)
-                .join(a, a.c.id == top.c.rowid)
-                .where(*row_clauses)
-                .order_by(top.c.score, top.c.rowid)
-                .limit(limit)
-                .offset(offset)
-            )
-            full = (
-                select(_fts.c.rowid, score)
-                .select_from(_fts.join(a, a.c.id == _fts.c.rowid))
-                .where(match, *clauses, *row_clauses)
-                .order_by(score, _fts.c.rowid)
-                .limit(limit)
-                .offset(offset)
-            )
-            ranked = narrowed
         try:
             with self._reader.connect() as conn:
                 hits = conn.execute(ranked, params).all()
-                if full is not None and len(hits) < limit:
-                    hits = conn.execute(full, params).all()
                 if not hits:
                     return []
                 ids = [h.rowid for h in hits]
@@ -475,13 +439,12 @@ class Reader:
         """How many articles ``search`` would find with no limit (for "showing 20 of 143")."""
         if self.engine.dialect.name != "sqlite":
             raise ReadError("full-text search needs the SQLite archive (articles_fts)")
-        a = m.articles
         filters = self.resolve(filters)
-        match = _fts.c[FTS_TABLE].op("MATCH")(bindparam("q"))
-        row_clauses, clauses = filters.fts_clauses(_fts.c.rowid)
-        stmt = select(func.count()).select_from(_fts).where(match, *clauses)
-        if row_clauses:
-            stmt = stmt.select_from(_fts.join(a, a.c.id == _fts.c.rowid)).where(*row_clauses)
+        stmt = (
+            select(func.count())
+            .select_from(_fts)
+            .where(_SEARCH["match"], *filters.fts_clauses(_fts.c.rowid))
+        )
         try:
             with self._reader.connect() as conn:
                 return conn.scalar(stmt, {"q": fts_query(query)}) or 0
