@@ -606,6 +606,11 @@ def test_text_output_says_how_many_and_how_to_see_more(run):
     _, out, err = run("search", "the", "--limit", "2")
     assert out.count("\n     http") == 2
     assert err.startswith("showing 2 of ") and err.endswith("; --offset 2 for more\n")
+    # A short page is the last: its total needs no second count.
+    assert run("search", "russia")[2] == "3 matches\n"
+    assert run("search", "russia", "--limit", "2", "--offset", "2")[2] == "showing 3-3 of 3\n"
+    assert run("search", "russia", "--type", "analysis")[2] == "2 matches\n"
+    assert run("search", "russia", "--limit", "2", "--type", "analysis")[2] == "2 matches\n"
 
 
 def test_list_in_a_pipe_cuts_nothing(archive):

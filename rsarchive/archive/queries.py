@@ -118,13 +118,7 @@ class Filters:
     def clauses(self) -> list[ColumnElement[bool]]:
         """WHERE clauses on ``articles``."""
         a = m.articles
-        out = self._row_clauses()
-        out += [a.c.id.in_(ids) for ids in self._linked_ids()]
-        if self.since:
-            out.append(a.c.published_at >= self.since)
-        if self.until:
-            out.append(a.c.published_at < self.until)
-        return out
+        return self._row_clauses() + [a.c.id.in_(ids) for ids in self._linked_ids()]
 
     def fts_clauses(self, rowid: ColumnElement[int]) -> list[ColumnElement[bool]]:
         """Clauses on ``rowid`` for a full-text query: each ``rowid + 0 IN (ids from an index)``.
@@ -136,25 +130,27 @@ class Filters:
         Section and type are read through their ``lower(...)`` indexes (migration 0008), dates
         through ``published_at``'s: one list of the ids that pass them all.
         """
-        a = m.articles
+        linked, on_row = self._linked_ids(), self._row_clauses()
+        if not linked and not on_row:
+            return []
         unindexed = rowid + literal_column("0")
-        out = [unindexed.in_(ids) for ids in self._linked_ids()]
-        on_row = self._row_clauses()
-        if self.since:
-            on_row.append(a.c.published_at >= self.since)
-        if self.until:
-            on_row.append(a.c.published_at < self.until)
+        out = [unindexed.in_(ids) for ids in linked]
         if on_row:
-            out.append(unindexed.in_(select(a.c.id).where(*on_row)))
+            out.append(unindexed.in_(select(m.articles.c.id).where(*on_row)))
         return out
 
     def _row_clauses(self) -> list[ColumnElement[bool]]:
+        """Clauses on the article row itself: section and type (no case), dates."""
         a = m.articles
         out: list[ColumnElement[bool]] = []
         if self.section:
             out.append(func.lower(a.c.section) == self.section.lower())
         if self.type:
             out.append(func.lower(a.c.type) == self.type.lower())
+        if self.since:
+            out.append(a.c.published_at >= self.since)
+        if self.until:
+            out.append(a.c.published_at < self.until)
         return out
 
     def _linked_ids(self) -> list[Select]:
