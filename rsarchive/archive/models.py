@@ -276,7 +276,7 @@ class Revision(Base):
 # Core handles on the tables: the write path uses Core statements, not the ORM unit of work.
 articles = cast(Table, Article.__table__)
 # Issue 14 (migration 0008): the --section and --type filters compare lower(...); a filtered
-# search reads the ids that pass from these indexes before it scores any match.
+# search probes these for (value, rowid) before it scores a match (see Filters.fts_clauses).
 Index("ix_articles_lower_section", func.lower(articles.c.section))
 Index("ix_articles_lower_type", func.lower(articles.c.type))
 authors = cast(Table, Author.__table__)
