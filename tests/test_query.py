@@ -182,19 +182,6 @@ def test_search_filters_limit_and_offset(run):
     ]
 
 
-def test_section_and_type_filters_fall_back_to_every_match(run, monkeypatch):
-    # Checked on the best matches first; when too few of them pass, on all of them.
-    from rsarchive.archive import queries
-
-    for filters in (["--type", "Analysis"], ["--section", "Europe"], ["--type", "opinion"]):
-        args = ("search", "russia", "--json", "--limit", "2", *filters)
-        expected = titles(run(*args)[1])
-        with monkeypatch.context() as patch:
-            patch.setattr(queries, "ROW_FILTER_TOP", 0)
-            assert titles(run(*args)[1]) == expected, filters
-    assert len(titles(run("search", "russia", "--json", "--type", "Analysis")[1])) == 2
-
-
 # -- list, authors, sections, tags ---------------------------------------------------------------
 
 
@@ -619,6 +606,11 @@ def test_text_output_says_how_many_and_how_to_see_more(run):
     _, out, err = run("search", "the", "--limit", "2")
     assert out.count("\n     http") == 2
     assert err.startswith("showing 2 of ") and err.endswith("; --offset 2 for more\n")
+    # A short page is the last: its total needs no second count.
+    assert run("search", "russia")[2] == "3 matches\n"
+    assert run("search", "russia", "--limit", "2", "--offset", "2")[2] == "showing 3-3 of 3\n"
+    assert run("search", "russia", "--type", "analysis")[2] == "2 matches\n"
+    assert run("search", "russia", "--limit", "2", "--type", "analysis")[2] == "2 matches\n"
 
 
 def test_list_in_a_pipe_cuts_nothing(archive):

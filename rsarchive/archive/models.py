@@ -11,11 +11,13 @@ from typing import cast
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
+    Index,
     LargeBinary,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -50,7 +52,6 @@ class Article(Base):
     """One article, by normalised canonical URL; the latest observed version of its content."""
 
     __tablename__ = "articles"
-
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(unique=True)
     post_id: Mapped[str | None] = mapped_column(index=True)
@@ -274,6 +275,10 @@ class Revision(Base):
 
 # Core handles on the tables: the write path uses Core statements, not the ORM unit of work.
 articles = cast(Table, Article.__table__)
+# Issue 14 (migration 0008): the --section and --type filters compare lower(...); a filtered
+# search probes these for (value, rowid) before it scores a match (see Filters.fts_clauses).
+Index("ix_articles_lower_section", func.lower(articles.c.section))
+Index("ix_articles_lower_type", func.lower(articles.c.type))
 authors = cast(Table, Author.__table__)
 article_authors = cast(Table, ArticleAuthor.__table__)
 tags = cast(Table, Tag.__table__)

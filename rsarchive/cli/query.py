@@ -248,7 +248,11 @@ def cmd_search(args: argparse.Namespace, reader: Any) -> int:
         mark = highlighter(machine=True)
         print_jsonl({**r, "snippet": mark(r["snippet"])} for r in rows)
         return EXIT_OK
-    total = reader.search_count(args.query, args.filters)
+    # A short page is the last one: its total is known without counting the matches again.
+    if len(rows) < args.limit:
+        total = args.offset + len(rows)
+    else:
+        total = reader.search_count(args.query, args.filters)
     mark = highlighter()
     wrap = wrap_width() - 5
     for n, r in enumerate(rows, start=args.offset + 1):
