@@ -28,8 +28,13 @@ _SAFE = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 
 
 def normalize_url(url: str, base: str | None = None) -> str:
-    # Pages repeat the same author, tag and post links; the cache makes repeats free.
-    return _normalize(url.strip(), base)
+    # Pages repeat the same author, tag and post links; the cache makes repeats free. An
+    # absolute URL does not depend on its base, so it is cached without it: otherwise every page
+    # (a base of its own) would miss on the teaser and author links all pages share.
+    url = url.strip()
+    if base and _ABSOLUTE.match(url):
+        base = None
+    return _normalize(url, base)
 
 
 @lru_cache(maxsize=16384)

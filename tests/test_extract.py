@@ -483,3 +483,14 @@ def test_the_generic_extractor_sanitises_and_leaves_the_shared_tree_alone() -> N
     for bad in ("<script", "onerror", "javascript:", "alert("):
         assert bad not in article.body_html
     assert "CENTCOM appears" in article.body_text
+
+
+def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without() -> None:
+    """Absolute links are cached without the page's URL (pages share them); a relative one
+    still resolves against the page it is on, whichever page asked first."""
+    a, b = "https://example.org/a/page/", "https://example.org/b/page/"
+    assert normalize_url("../other/", base=a) == "https://example.org/a/other"
+    assert normalize_url("../other/", base=b) == "https://example.org/b/other"
+    link = " https://Example.org/post/?utm_source=x "
+    assert normalize_url(link, base=a) == normalize_url(link, base=b) == normalize_url(link)
+    assert normalize_url(link, base=a) == "https://example.org/post"
