@@ -494,3 +494,17 @@ def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without(
     link = " https://Example.org/post/?utm_source=x "
     assert normalize_url(link, base=a) == normalize_url(link, base=b) == normalize_url(link)
     assert normalize_url(link, base=a) == "https://example.org/post"
+
+
+def test_part_class_cache_answers_per_value_and_stays_bounded() -> None:
+    """The class-attribute cache of the post scan: right per value, never past its bound however
+    many distinct values a site's pages carry."""
+    from rsarchive.extract.posts import part_classes
+
+    assert part_classes("widget__headline h1 body") == {"widget__headline", "body"}
+    assert part_classes("widget__body clearfix") == frozenset()
+    bound = part_classes.cache_info().maxsize
+    for i in range(bound + 500):
+        part_classes(f"body col-{i}")
+    assert part_classes.cache_info().currsize <= bound
+    assert part_classes("body col-1") == {"body"}

@@ -175,8 +175,11 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
         return False
     if AD_LABEL.match(text):
         return True
-    links = el.findall(".//a[@href]")
+    # The links are looked for only once the words say promo or sign-up (most blocks say
+    # neither): ElementPath's findall costs more than both regular expressions.
     lead = PROMO_LEAD.match(text)
+    pitch = NEWSLETTER.search(text) is not None
+    links = el.findall(".//a[@href]") if lead or pitch else []
     if lead and links:
         # A promo only points at other posts: past its lead-in, every word is link text, and
         # every link stays on the site.
@@ -194,7 +197,7 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
             )
         ):
             return True
-    return bool(NEWSLETTER.search(text)) and bool(links or el.find(".//button") is not None)
+    return pitch and bool(links or el.find(".//button") is not None)
 
 
 def _embeds_as_links(body: HtmlElement) -> list[HtmlElement]:

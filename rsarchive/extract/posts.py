@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from rsarchive.extract.text import inline_text
@@ -21,8 +23,9 @@ CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
 POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
 
 # §2 main article fields and §3 teaser fields: the class names the parser reads. One scan of a
-# scope finds them all (every element with a class; the match is a set lookup in Python, which
-# is several times faster than class tests inside libxml2's XPath).
+# scope finds them all (every element, in Python: libxml2's XPath pays for every attribute test
+# and for its own set-up on each call, a plain ``iter`` over a post's few dozen elements is
+# cheaper, and so is a set lookup in Python than class tests inside the XPath).
 PART_CLASSES = frozenset(
     {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
     | {"social-author__name", "social-date__text", "social-date-modified__text"}
@@ -31,7 +34,6 @@ PART_CLASSES = frozenset(
     | {"all-related-sections"}
     | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
 )
-PARTS = X(".//*[@class or @data-post-url]")
 HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
 # The link an element sits in or holds (bylines, headlines).
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
@@ -57,16 +59,27 @@ def first_match(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any
     return None
 
 
+@lru_cache(maxsize=4096)
+def part_classes(class_attr: str) -> frozenset[str]:
+    """The part classes named in a ``class`` attribute. Templates repeat the same few hundred
+    attribute values on every page, so the split and the set test are done once per value (the
+    bound only keeps a site of unusual pages from growing it)."""
+    return PART_CLASSES.intersection(class_attr.split())
+
+
 class Parts:
     """The elements of a scope that carry the classes the parser reads, in document order."""
 
     def __init__(self, scope: Iterable[HtmlElement]) -> None:
+        self.scope = list(scope)
         self.found: list[tuple[HtmlElement, frozenset[str]]] = []
-        for top in scope:
-            for el in PARTS(top):
-                classes = PART_CLASSES.intersection((el.get("class") or "").split())
-                if classes or el.get("data-post-url") is not None:
-                    self.found.append((el, classes))
+        for top in self.scope:
+            for el in top.iter(etree.Element):
+                class_attr = el.get("class")
+                if class_attr and el is not top:  # the descendants of each scope element
+                    classes = part_classes(class_attr)
+                    if classes:
+                        self.found.append((el, classes))
 
     def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
         return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
@@ -79,9 +92,10 @@ class Parts:
 
     def data(self) -> dict[str, str]:
         """The hidden ``span[data-post-url]`` of a teaser, as attributes."""
-        for el, _ in self.found:
-            if el.tag == "span" and el.get("data-post-url") is not None:
-                return dict(el.attrib)
+        for top in self.scope:
+            for el in top.iter("span"):
+                if el is not top and el.get("data-post-url") is not None:
+                    return dict(el.attrib)
         return {}
 
     def first_of(
