@@ -508,3 +508,20 @@ def test_part_class_cache_answers_per_value_and_stays_bounded() -> None:
         part_classes(f"body col-{i}")
     assert part_classes.cache_info().currsize <= bound
     assert part_classes("body col-1") == {"body"}
+
+
+def test_page_root_hands_out_the_element_classes_lxml_html_would() -> None:
+    """The C-level class lookup gives each node the class lxml.html's Python lookup gives it."""
+    import lxml.html
+    from parsel import Selector
+
+    from rsarchive.extract.tree import page_root
+
+    html = (
+        "<html><body><!-- c --><form><input name=q><label>L</label><select></select>"
+        "<textarea></textarea></form><p>x<?pi y?></p></body></html>"
+    )
+    expected = [type(el) for el in lxml.html.document_fromstring(html).iter()]
+    assert {c.__name__ for c in expected} >= {"FormElement", "InputElement", "HtmlComment"}
+    assert [type(el) for el in page_root(Selector(text=html)).iter()] == expected
+    assert [type(el) for el in page_root(html.encode()).iter()] == expected

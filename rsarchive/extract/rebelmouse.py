@@ -67,6 +67,7 @@ from rsarchive.extract.posts import (
 )
 from rsarchive.extract.teasers import page_teasers
 from rsarchive.extract.text import inline_text, normalize_space
+from rsarchive.extract.tree import page_root
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag
@@ -102,7 +103,7 @@ def parse_page(doc: Any, url: str) -> ParsedPage:
     page was fetched from; relative links resolve against it and a canonical URL that points to
     another host is ignored.
     """
-    root = _root(doc)
+    root = page_root(doc)
     md = read_metadata(root)
     page = ParsedPage()
     if md.jsonld_invalid:
@@ -135,19 +136,6 @@ def parse_page(doc: Any, url: str) -> ParsedPage:
             return page
     page.teasers = page_teasers(feed_blocks, url, page.drift)
     return page
-
-
-def _root(doc: Any) -> HtmlElement:
-    if isinstance(doc, HtmlElement):
-        return doc
-    root = getattr(doc, "root", None)
-    if isinstance(root, HtmlElement):
-        return root
-    from parsel import Selector
-
-    if isinstance(doc, bytes):
-        doc = doc.decode("utf-8", "replace")
-    return Selector(text=doc, type="html").root
 
 
 # -- the main post ---------------------------------------------------------------------------
