@@ -485,6 +485,22 @@ def test_the_generic_extractor_sanitises_and_leaves_the_shared_tree_alone() -> N
     assert "CENTCOM appears" in article.body_text
 
 
+def test_the_generic_extractor_asks_trafilatura_for_what_the_metadata_lacks() -> None:
+    """trafilatura's metadata is read only on need; a page whose <meta> and JSON-LD lost the
+    headline and the author still gets both from it."""
+    html = re.sub(
+        r'<script type="application/ld\+json".*?</script>',
+        "",
+        html_of("generic-wordpress"),
+        flags=re.S,
+    )
+    html = re.sub(r'<meta (?:property|name)="(?:og:title|twitter:title|author)"[^>]*>', "", html)
+    article = parse_page(html, meta("generic-wordpress")["url"]).article
+    assert article.extractor == "generic"
+    assert article.title == "US strikes in Iraq show risk of escalation to wider war"
+    assert [a.name for a in article.authors] == ["Post author By Samuel Whitcomb"]
+
+
 def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without() -> None:
     """Absolute links are cached without the page's URL (pages share them); a relative one
     still resolves against the page it is on, whichever page asked first."""
