@@ -73,6 +73,8 @@ class Parts:
     def __init__(self, scope: Iterable[HtmlElement]) -> None:
         self.scope = list(scope)
         self.found: list[tuple[HtmlElement, frozenset[str]]] = []
+        # The same elements by class, in document order: a post's fields ask for a dozen.
+        self.by_class: dict[str, list[HtmlElement]] = {}
         for top in self.scope:
             for el in top.iter(etree.Element):
                 class_attr = el.get("class")
@@ -80,13 +82,16 @@ class Parts:
                     classes = part_classes(class_attr)
                     if classes:
                         self.found.append((el, classes))
+                        for cls in classes:
+                            self.by_class.setdefault(cls, []).append(el)
 
     def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
-        return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
+        found = self.by_class.get(cls, [])
+        return list(found) if tag is None else [el for el in found if el.tag == tag]
 
     def first(self, cls: str, tag: str | None = None) -> HtmlElement | None:
-        for el, c in self.found:
-            if cls in c and (tag is None or el.tag == tag):
+        for el in self.by_class.get(cls, ()):
+            if tag is None or el.tag == tag:
                 return el
         return None
 
@@ -103,8 +108,11 @@ class Parts:
     ) -> HtmlElement | None:
         """The first element (document order) matching any (class, tag) spec; optionally only
         one that is not inside the article body (a hero caption, not an inline one)."""
+        wanted = {cls for cls, _ in specs}
         for el, c in self.found:
-            if not any(cls in c and (tag is None or el.tag == tag) for cls, tag in specs):
+            if wanted.isdisjoint(c) or not any(
+                cls in c and (tag is None or el.tag == tag) for cls, tag in specs
+            ):
                 continue
             if outside_body and any(
                 "body-description" in (a.get("class") or "") for a in el.iterancestors()

@@ -89,11 +89,18 @@ def block_text(el: HtmlElement) -> str:
     current: list[str] = []
 
     def flush() -> None:
-        lines = [normalize_space(line) for line in "".join(current).split("\n")]
-        text = "\n".join(line for line in lines if line)
+        # Called at both ends of every block, mostly with nothing gathered; and most blocks
+        # hold no <br>: both are spared the line-by-line work.
+        if not current:
+            return
+        joined = "".join(current)
+        current.clear()
+        if "\n" in joined:
+            text = "\n".join(line for line in map(normalize_space, joined.split("\n")) if line)
+        else:
+            text = normalize_space(joined)
         if text:
             blocks.append(text)
-        current.clear()
 
     def walk(node: HtmlElement) -> None:
         tag = node.tag if isinstance(node.tag, str) else ""
