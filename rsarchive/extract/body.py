@@ -46,6 +46,7 @@ NEWSLETTER = re.compile(
     r"|\bnewsletters?\b.{0,60}\b(?:sign up|subscribe)\b",
     re.I | re.S,
 )
+NEWSLETTER_WORD = re.compile("newsletter", re.I)
 _SHORT = 40  # words: a promo or a sign-up is a line, not a paragraph of argument
 _LEAF_BLOCKS = frozenset({"p", "div", "aside", "section", "h3", "h4", "h5", "h6"})
 _BLOCK_CHILDREN = _LEAF_BLOCKS | {"ul", "ol", "blockquote", "figure", "table", "h2", "article"}
@@ -168,8 +169,10 @@ def _signup_block(el: HtmlElement, body: HtmlElement) -> HtmlElement:
 
 def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
     raw = el.text_content()
-    if len(raw) > _SHORT * 20:
-        return False  # a paragraph of argument: no need to count its words
+    # A paragraph of argument: no need to count all its words, nor to clean its spaces
+    # (cleaning only adds words: zero-width spaces become spaces).
+    if len(raw) > _SHORT * 20 or len(raw.split(None, _SHORT)) > _SHORT:
+        return False
     text = normalize_space(raw)
     if not text or len(text.split()) > _SHORT:
         return False
@@ -178,7 +181,8 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
     # The links are looked for only once the words say promo or sign-up (most blocks say
     # neither): ElementPath's findall costs more than both regular expressions.
     lead = PROMO_LEAD.match(text)
-    pitch = NEWSLETTER.search(text) is not None
+    # The word every pitch holds, found first: the full pattern costs several times more.
+    pitch = NEWSLETTER_WORD.search(text) is not None and NEWSLETTER.search(text) is not None
     links = el.findall(".//a[@href]") if lead or pitch else []
     if lead and links:
         # A promo only points at other posts: past its lead-in, every word is link text, and
