@@ -29,7 +29,7 @@ CHROME_CLASSES = frozenset(
 )
 CHROME_TAGS = frozenset({"script", "style", "noscript", "template", "form"})
 # Attributes only an ad slot carries (AdSense, Google Publisher Tag).
-AD_ATTRIBUTES = ("data-ad-client", "data-ad-slot", "data-google-query-id")
+AD_ATTRIBUTES = frozenset({"data-ad-client", "data-ad-slot", "data-google-query-id"})
 # Chrome by what it says: a bare ad label, a promo lead-in, a newsletter pitch.
 AD_LABEL = re.compile(
     r"^(?:advertisement|advertising|ad|sponsored(?: content)?|"
@@ -135,23 +135,30 @@ def chrome(body: HtmlElement, base: str) -> list[HtmlElement]:
     for el in body.iter(etree.Element):
         if el is body:
             continue
-        classes = (el.get("class") or "").split()
-        if (
-            el.tag in CHROME_TAGS
-            or not CHROME_CLASSES.isdisjoint(classes)
-            or (el.get("id") or "").startswith("div-gpt-ad")
-            or any(el.get(a) is not None for a in AD_ATTRIBUTES)
-            or (el.tag == "input" and (el.get("type") or "").lower() == "email")
-        ):
-            found.append(_signup_block(el, body) if el.tag in ("form", "input") else el)
+        tag = el.tag
+        # One call names an element's attributes (most in a body have none): the tests of
+        # attributes run only on those it has.
+        names = el.keys()
+        if tag in CHROME_TAGS or (names and _marked_as_chrome(el, tag, names)):
+            found.append(_signup_block(el, body) if tag in ("form", "input") else el)
         elif (
-            el.tag in _LEAF_BLOCKS
+            tag in _LEAF_BLOCKS
             and not any(child.tag in _BLOCK_CHILDREN for child in el)
             and _is_worded_chrome(el, base)
         ):
             # Only blocks of inline content: a promo or a label is a line, never a wrapper.
             found.append(el)
     return found
+
+
+def _marked_as_chrome(el: HtmlElement, tag: str, names: list[str]) -> bool:
+    """Chrome by its attributes: a chrome class, an ad slot's id or attributes, an e-mail field."""
+    return (
+        ("class" in names and not CHROME_CLASSES.isdisjoint(el.get("class", "").split()))
+        or ("id" in names and el.get("id", "").startswith("div-gpt-ad"))
+        or not AD_ATTRIBUTES.isdisjoint(names)
+        or (tag == "input" and el.get("type", "").lower() == "email")
+    )
 
 
 def _signup_block(el: HtmlElement, body: HtmlElement) -> HtmlElement:
