@@ -501,6 +501,24 @@ def test_the_generic_extractor_asks_trafilatura_for_what_the_metadata_lacks() ->
     assert len(article.authors) == 1 and "Samuel Whitcomb" in article.authors[0].name
 
 
+@pytest.mark.parametrize(
+    "nav",
+    [
+        '<nav class="site-breadcrumbs">',
+        '<nav aria-label="Breadcrumb">',
+        "<nav aria-label='breadcrumb'>",
+    ],
+)
+def test_a_breadcrumb_is_found_by_its_class_or_by_its_aria_label(nav: str) -> None:
+    html = re.sub(
+        r'<div class="all-related-sections">.*?</div>', "", html_of("syndication-section")
+    )
+    html = html.replace('<nav class="breadcrumbs" aria-label="breadcrumb">', nav)
+    html = html.replace(">Middle East</a></nav>", ">Asia</a></nav>")
+    page = parse_page(html, meta("syndication-section")["url"])
+    assert page.article.section == "Asia"
+
+
 def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without() -> None:
     """Absolute links are cached without the page's URL (pages share them); a relative one
     still resolves against the page it is on, whichever page asked first."""
