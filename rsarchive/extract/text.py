@@ -103,28 +103,31 @@ def block_text(el: HtmlElement) -> str:
             blocks.append(text)
 
     def walk(node: HtmlElement) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in _DROP_TAGS or not tag:
-            return
-        if tag in BLOCK_TAGS and not len(node):
-            # A block of bare text (most paragraphs): no need to walk it.
-            flush()
-            current.append((node.text or "").replace("\n", " "))
-            flush()
-            return
+        tag = node.tag  # read once: lxml builds a new string at each read
+        if not isinstance(tag, str) or tag in _DROP_TAGS:
+            return  # a comment or a processing instruction (its tag is a function), or never text
         is_block = tag in BLOCK_TAGS
         if is_block:
             flush()
+            if not len(node):
+                # A block of bare text (most paragraphs) is its own text: no need to walk it.
+                text = normalize_space(node.text)
+                if text:
+                    blocks.append(text)
+                return
         if tag == "br":
             current.append("\n")
-        elif node.text:
-            current.append(node.text.replace("\n", " "))
+        else:
+            text = node.text
+            if text:
+                current.append(text.replace("\n", " "))
         for child in node:
             walk(child)
-            if child.tail:
-                if isinstance(child.tag, str) and child.tag in BLOCK_TAGS:
+            tail = child.tail
+            if tail:
+                if child.tag in BLOCK_TAGS:  # a comment's tag is a function: never a block
                     flush()
-                current.append(child.tail.replace("\n", " "))
+                current.append(tail.replace("\n", " "))
         if is_block:
             flush()
 
