@@ -519,6 +519,25 @@ def test_a_breadcrumb_is_found_by_its_class_or_by_its_aria_label(nav: str) -> No
     assert page.article.section == "Asia"
 
 
+def test_a_lazy_image_skips_placeholders_and_a_saved_page_s_local_copies() -> None:
+    from lxml.html import fragment_fromstring
+
+    from rsarchive.extract.body import image_url
+
+    base = "https://example.org/post/"
+    for placeholder, real in [
+        ("data:image/gif;base64,R0lGOD", "/a.jpg"),
+        ("/spacer.SVG?x=1", "/a.jpg"),
+        ("./Page_files/a.jpg", "/a.jpg"),
+        ("https://cdn.example.org/deep/Saved%20Page_FILES/b.jpg", "/a.jpg"),
+    ]:
+        img = fragment_fromstring(f'<img data-src="{placeholder}" src="{real}">')
+        assert image_url(img, base) == "https://example.org/a.jpg", placeholder
+    # "_files" not ending a path segment is part of a real name.
+    img = fragment_fromstring('<img src="/media/my_files.jpg">')
+    assert image_url(img, base) == "https://example.org/media/my_files.jpg"
+
+
 def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without() -> None:
     """Absolute links are cached without the page's URL (pages share them); a relative one
     still resolves against the page it is on, whichever page asked first."""

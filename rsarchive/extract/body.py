@@ -78,8 +78,10 @@ IMAGE_ATTRS = (
 )
 SRCSET_ATTRS = ("data-srcset", "srcset")
 # Not the picture: an inline data: URL, an SVG placeholder, or the local copy a browser's
-# "save page" wrote beside the HTML (``./Title_files/x.jpg``).
-_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)|(?:^|/)[^/]*_files/", re.IGNORECASE)
+# "save page" wrote beside the HTML (``./Title_files/x.jpg``: a path segment ending in
+# ``_files``, which is what ``_files/`` anywhere means; written so, the search does not try a
+# segment at every slash of a long image URL).
+_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)|_files/", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 

@@ -35,6 +35,9 @@ PART_CLASSES = frozenset(
     | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
 )
 HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
+# Inside an article body (any ancestor's class names one): a test in libxml2, not a walk up the
+# page's ancestors in Python.
+IN_BODY = X("boolean(ancestor::*[contains(@class, 'body-description')])")
 # The link an element sits in or holds (bylines, headlines).
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 
@@ -114,9 +117,7 @@ class Parts:
                 cls in c and (tag is None or el.tag == tag) for cls, tag in specs
             ):
                 continue
-            if outside_body and any(
-                "body-description" in (a.get("class") or "") for a in el.iterancestors()
-            ):
+            if outside_body and IN_BODY(el):
                 continue
             return el
         return None
