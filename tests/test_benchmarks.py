@@ -51,3 +51,11 @@ def test_bench_reparse_compares_two_jobs_with_one() -> None:
     run = next(line for line in out.splitlines() if line.startswith("| 1 |"))
     assert "| 40 / 40 |" in run  # both stored every page
     assert "reparse --jobs 2 vs --jobs 1: min" in out
+
+
+def test_bench_split_compares_the_split_with_the_parse() -> None:
+    out = _bench("bench_split.py", "--pages", "40", "--rounds", "1")
+    assert "40 pages: 37 RebelMouse, 3 generic" in out
+    for row in ("| parse: decode + lxml", "| split, every page |", "| split, generic pages only |"):
+        assert row in out
+    assert "split / parse = " in out
