@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lxml.html
 from lxml import etree
 from lxml.html import (
     HtmlComment,
@@ -43,6 +44,9 @@ def page_root(doc: Any) -> HtmlElement:
             doc = doc.decode("utf-8", "replace")
         root = Selector(text=doc, type="html").root
     # parsel parses each document with a parser of its own, so this changes only how this
-    # page's elements reach Python, to the same classes.
-    root.getroottree().parser.set_element_class_lookup(HTML_CLASSES)
+    # page's elements reach Python, to the same classes. lxml.html's shared parsers (a
+    # Selector made from a tree lxml.html parsed) are left as they are.
+    parser = root.getroottree().parser
+    if parser is not None and parser not in (lxml.html.html_parser, lxml.html.xhtml_parser):
+        parser.set_element_class_lookup(HTML_CLASSES)
     return root
