@@ -70,6 +70,28 @@ def _normalize(url: str, base: str | None) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+# A URL that names its host: ``urljoin`` then takes nothing from the base but its scheme.
+_HAS_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s]")
+
+
+def join_url(base: str, url: str) -> str:
+    """``urljoin(base, url)``, cached for a URL that names its host (image URLs, repeated on
+    every page that shows the same teasers): only the base's scheme can change that result."""
+    if base and _HAS_HOST.match(url):
+        return _join_hosted(_scheme(base), url)
+    return urljoin(base, url)
+
+
+@lru_cache(maxsize=64)
+def _scheme(base: str) -> str:
+    return urlsplit(base).scheme
+
+
+@lru_cache(maxsize=4096)
+def _join_hosted(scheme: str, url: str) -> str:
+    return urljoin(f"{scheme}://host/", url)
+
+
 def site_host(site_url: str) -> str:
     """``host`` or ``host:port`` of the configured site, as ``normalize_url`` writes it."""
     return urlsplit(normalize_url(site_url)).netloc

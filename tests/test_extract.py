@@ -549,6 +549,32 @@ def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without(
     assert normalize_url(link, base=a) == "https://example.org/post"
 
 
+def test_joined_urls_are_what_urljoin_gives_whichever_base_asked_first() -> None:
+    """join_url caches a URL that names its host by the base's scheme alone: the same answers
+    as urljoin for every base, edge cases included."""
+    from urllib.parse import urljoin
+
+    from rsarchive.urls import join_url
+
+    bases = ["https://example.org/a/b", "HTTPS://Example.org/", "http://example.org/x/", "/rel/"]
+    urls = [
+        "https://cdn.example.org/i.jpg?w=1&h=2",
+        "https://cdn.example.org/p?",
+        "HTTPS://CDN.example.org/a/./b/../c;p?q#f",
+        "http://cdn.example.org/i.jpg",
+        "ftp://files.example.org/x",
+        "https:///no-host",
+        "https://\t/tab",
+        "//cdn.example.org/i.jpg",
+        "i.jpg",
+        "mailto:x@example.org",
+    ]
+    for _ in range(2):  # the second time from the cache
+        for base in bases:
+            for url in urls:
+                assert join_url(base, url) == urljoin(base, url), (base, url)
+
+
 def test_part_class_cache_answers_per_value_and_stays_bounded() -> None:
     """The class-attribute cache of the post scan: right per value, never past its bound however
     many distinct values a site's pages carry."""

@@ -20,7 +20,7 @@ from rsarchive.extract.text import block_text, inline_text, normalize_space, rem
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Image
-from rsarchive.urls import same_site
+from rsarchive.urls import join_url, same_site
 
 # Chrome by class or tag: ad units, share panels, toggles, scripts.
 CHROME_CLASSES = frozenset(
@@ -284,11 +284,11 @@ def image_url(el: HtmlElement, base: str) -> str | None:
     for attr in IMAGE_ATTRS:
         value = (el.get(attr) or "").strip()
         if value and not _PLACEHOLDER.search(value):
-            return urljoin(base, value)
+            return join_url(base, value)
     for attr in SRCSET_ATTRS:
         best = _widest(el.get(attr) or "")
         if best and not _PLACEHOLDER.search(best):
-            return urljoin(base, best)
+            return join_url(base, best)
     img = el.find(".//img") if el.tag != "img" else None
     return image_url(img, base) if img is not None else None
 

@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from lxml.html import HtmlElement
 
@@ -71,7 +71,7 @@ from rsarchive.extract.tree import page_root
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Article, Author, Image, ParsedPage, Tag
-from rsarchive.urls import is_home, normalize_url, same_site
+from rsarchive.urls import is_home, join_url, normalize_url, same_site
 
 PARSER_VERSION = "rebelmouse-2026.12"
 
@@ -489,7 +489,7 @@ def _lead_image(parts: Parts, md: Metadata, base: str, drift: list[str]) -> Imag
     caption = parts.first_of(*CAPTION, outside_body=True)
     credit = parts.first_of(*CREDIT, outside_body=True)
     return Image(
-        url=urljoin(base, url),
+        url=join_url(base, url),
         caption=inline_text(caption) if caption is not None else None,
         credit=inline_text(credit) if credit is not None else None,
         alt=alt,
