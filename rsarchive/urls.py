@@ -28,8 +28,13 @@ _SAFE = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 
 
 def normalize_url(url: str, base: str | None = None) -> str:
-    # Pages repeat the same author, tag and post links; the cache makes repeats free.
-    return _normalize(url.strip(), base)
+    # Pages repeat the same author, tag and post links; the cache makes repeats free. An
+    # absolute URL does not depend on its base, so it is cached without it: otherwise every page
+    # (a base of its own) would miss on the teaser and author links all pages share.
+    url = url.strip()
+    if base and _ABSOLUTE.match(url):
+        base = None
+    return _normalize(url, base)
 
 
 @lru_cache(maxsize=16384)
@@ -63,6 +68,28 @@ def _normalize(url: str, base: str | None) -> str:
             f"?{query}", TRACKING_PARAMS, remove=True, unique=False, keep_fragments=False
         ).lstrip("?")
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+# A URL that names its host: ``urljoin`` then takes nothing from the base but its scheme.
+_HAS_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s]")
+
+
+def join_url(base: str, url: str) -> str:
+    """``urljoin(base, url)``, cached for a URL that names its host (image URLs, repeated on
+    every page that shows the same teasers): only the base's scheme can change that result."""
+    if base and _HAS_HOST.match(url):
+        return _join_hosted(_scheme(base), url)
+    return urljoin(base, url)
+
+
+@lru_cache(maxsize=64)
+def _scheme(base: str) -> str:
+    return urlsplit(base).scheme
+
+
+@lru_cache(maxsize=4096)
+def _join_hosted(scheme: str, url: str) -> str:
+    return urljoin(f"{scheme}://host/", url)
 
 
 def site_host(site_url: str) -> str:

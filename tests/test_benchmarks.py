@@ -69,3 +69,11 @@ def test_bench_webarchive_imports_with_one_and_two_jobs_into_the_same_rows() -> 
     out = _bench("bench_webarchive.py", "--pages", "40")
     assert "import gives the rows of reparse --into: yes" in out
     assert "import's replay, --jobs 2 vs --jobs 1: " in out
+
+
+def test_bench_split_compares_the_split_with_the_parse() -> None:
+    out = _bench("bench_split.py", "--pages", "40", "--rounds", "1")
+    assert "40 pages: 37 RebelMouse, 3 generic" in out
+    for row in ("| parse: decode + lxml", "| split, every page |", "| split, generic pages only |"):
+        assert row in out
+    assert "split / parse = " in out

@@ -483,3 +483,124 @@ def test_the_generic_extractor_sanitises_and_leaves_the_shared_tree_alone() -> N
     for bad in ("<script", "onerror", "javascript:", "alert("):
         assert bad not in article.body_html
     assert "CENTCOM appears" in article.body_text
+
+
+def test_the_generic_extractor_asks_trafilatura_for_what_the_metadata_lacks() -> None:
+    """trafilatura's metadata is read only on need; a page whose <meta> and JSON-LD lost the
+    headline and the author still gets both from it."""
+    html = re.sub(
+        r'<script type="application/ld\+json".*?</script>',
+        "",
+        html_of("generic-wordpress"),
+        flags=re.S,
+    )
+    html = re.sub(r'<meta (?:property|name)="(?:og:title|twitter:title|author)"[^>]*>', "", html)
+    article = parse_page(html, meta("generic-wordpress")["url"]).article
+    assert article.extractor == "generic"
+    assert article.title == "US strikes in Iraq show risk of escalation to wider war"
+    assert len(article.authors) == 1 and "Samuel Whitcomb" in article.authors[0].name
+
+
+@pytest.mark.parametrize(
+    "nav",
+    [
+        '<nav class="site-breadcrumbs">',
+        '<nav aria-label="Breadcrumb">',
+        "<nav aria-label='breadcrumb'>",
+    ],
+)
+def test_a_breadcrumb_is_found_by_its_class_or_by_its_aria_label(nav: str) -> None:
+    html = re.sub(
+        r'<div class="all-related-sections">.*?</div>', "", html_of("syndication-section")
+    )
+    html = html.replace('<nav class="breadcrumbs" aria-label="breadcrumb">', nav)
+    html = html.replace(">Middle East</a></nav>", ">Asia</a></nav>")
+    page = parse_page(html, meta("syndication-section")["url"])
+    assert page.article.section == "Asia"
+
+
+def test_a_lazy_image_skips_placeholders_and_a_saved_page_s_local_copies() -> None:
+    from lxml.html import fragment_fromstring
+
+    from rsarchive.extract.body import image_url
+
+    base = "https://example.org/post/"
+    for placeholder, real in [
+        ("data:image/gif;base64,R0lGOD", "/a.jpg"),
+        ("/spacer.SVG?x=1", "/a.jpg"),
+        ("./Page_files/a.jpg", "/a.jpg"),
+        ("https://cdn.example.org/deep/Saved%20Page_FILES/b.jpg", "/a.jpg"),
+    ]:
+        img = fragment_fromstring(f'<img data-src="{placeholder}" src="{real}">')
+        assert image_url(img, base) == "https://example.org/a.jpg", placeholder
+    # "_files" not ending a path segment is part of a real name.
+    img = fragment_fromstring('<img src="/media/my_files.jpg">')
+    assert image_url(img, base) == "https://example.org/media/my_files.jpg"
+
+
+def test_url_cache_keys_a_relative_link_by_its_base_and_an_absolute_one_without() -> None:
+    """Absolute links are cached without the page's URL (pages share them); a relative one
+    still resolves against the page it is on, whichever page asked first."""
+    a, b = "https://example.org/a/page/", "https://example.org/b/page/"
+    assert normalize_url("../other/", base=a) == "https://example.org/a/other"
+    assert normalize_url("../other/", base=b) == "https://example.org/b/other"
+    link = " https://Example.org/post/?utm_source=x "
+    assert normalize_url(link, base=a) == normalize_url(link, base=b) == normalize_url(link)
+    assert normalize_url(link, base=a) == "https://example.org/post"
+
+
+def test_joined_urls_are_what_urljoin_gives_whichever_base_asked_first() -> None:
+    """join_url caches a URL that names its host by the base's scheme alone: the same answers
+    as urljoin for every base, edge cases included."""
+    from urllib.parse import urljoin
+
+    from rsarchive.urls import join_url
+
+    bases = ["https://example.org/a/b", "HTTPS://Example.org/", "http://example.org/x/", "/rel/"]
+    urls = [
+        "https://cdn.example.org/i.jpg?w=1&h=2",
+        "https://cdn.example.org/p?",
+        "HTTPS://CDN.example.org/a/./b/../c;p?q#f",
+        "http://cdn.example.org/i.jpg",
+        "ftp://files.example.org/x",
+        "https:///no-host",
+        "https://\t/tab",
+        "//cdn.example.org/i.jpg",
+        "i.jpg",
+        "mailto:x@example.org",
+    ]
+    for _ in range(2):  # the second time from the cache
+        for base in bases:
+            for url in urls:
+                assert join_url(base, url) == urljoin(base, url), (base, url)
+
+
+def test_part_class_cache_answers_per_value_and_stays_bounded() -> None:
+    """The class-attribute cache of the post scan: right per value, never past its bound however
+    many distinct values a site's pages carry."""
+    from rsarchive.extract.posts import part_classes
+
+    assert part_classes("widget__headline h1 body") == {"widget__headline", "body"}
+    assert part_classes("widget__body clearfix") == frozenset()
+    bound = part_classes.cache_info().maxsize
+    for i in range(bound + 500):
+        part_classes(f"body col-{i}")
+    assert part_classes.cache_info().currsize <= bound
+    assert part_classes("body col-1") == {"body"}
+
+
+def test_page_root_hands_out_the_element_classes_lxml_html_would() -> None:
+    """The C-level class lookup gives each node the class lxml.html's Python lookup gives it."""
+    import lxml.html
+    from parsel import Selector
+
+    from rsarchive.extract.tree import page_root
+
+    html = (
+        "<html><body><!-- c --><form><input name=q><label>L</label><select></select>"
+        "<textarea></textarea></form><p>x<?pi y?></p></body></html>"
+    )
+    expected = [type(el) for el in lxml.html.document_fromstring(html).iter()]
+    assert {c.__name__ for c in expected} >= {"FormElement", "InputElement", "HtmlComment"}
+    assert [type(el) for el in page_root(Selector(text=html)).iter()] == expected
+    assert [type(el) for el in page_root(html.encode()).iter()] == expected

@@ -20,7 +20,7 @@ from rsarchive.extract.text import block_text, inline_text, normalize_space, rem
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Image
-from rsarchive.urls import same_site
+from rsarchive.urls import join_url, same_site
 
 # Chrome by class or tag: ad units, share panels, toggles, scripts.
 CHROME_CLASSES = frozenset(
@@ -29,7 +29,7 @@ CHROME_CLASSES = frozenset(
 )
 CHROME_TAGS = frozenset({"script", "style", "noscript", "template", "form"})
 # Attributes only an ad slot carries (AdSense, Google Publisher Tag).
-AD_ATTRIBUTES = ("data-ad-client", "data-ad-slot", "data-google-query-id")
+AD_ATTRIBUTES = frozenset({"data-ad-client", "data-ad-slot", "data-google-query-id"})
 # Chrome by what it says: a bare ad label, a promo lead-in, a newsletter pitch.
 AD_LABEL = re.compile(
     r"^(?:advertisement|advertising|ad|sponsored(?: content)?|"
@@ -46,6 +46,7 @@ NEWSLETTER = re.compile(
     r"|\bnewsletters?\b.{0,60}\b(?:sign up|subscribe)\b",
     re.I | re.S,
 )
+NEWSLETTER_WORD = re.compile("newsletter", re.I)
 _SHORT = 40  # words: a promo or a sign-up is a line, not a paragraph of argument
 _LEAF_BLOCKS = frozenset({"p", "div", "aside", "section", "h3", "h4", "h5", "h6"})
 _BLOCK_CHILDREN = _LEAF_BLOCKS | {"ul", "ol", "blockquote", "figure", "table", "h2", "article"}
@@ -77,8 +78,10 @@ IMAGE_ATTRS = (
 )
 SRCSET_ATTRS = ("data-srcset", "srcset")
 # Not the picture: an inline data: URL, an SVG placeholder, or the local copy a browser's
-# "save page" wrote beside the HTML (``./Title_files/x.jpg``).
-_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)|(?:^|/)[^/]*_files/", re.IGNORECASE)
+# "save page" wrote beside the HTML (``./Title_files/x.jpg``: a path segment ending in
+# ``_files``, which is what ``_files/`` anywhere means; written so, the search does not try a
+# segment at every slash of a long image URL).
+_PLACEHOLDER = re.compile(r"^data:|\.svg(?:$|\?)|_files/", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -134,23 +137,30 @@ def chrome(body: HtmlElement, base: str) -> list[HtmlElement]:
     for el in body.iter(etree.Element):
         if el is body:
             continue
-        classes = (el.get("class") or "").split()
-        if (
-            el.tag in CHROME_TAGS
-            or not CHROME_CLASSES.isdisjoint(classes)
-            or (el.get("id") or "").startswith("div-gpt-ad")
-            or any(el.get(a) is not None for a in AD_ATTRIBUTES)
-            or (el.tag == "input" and (el.get("type") or "").lower() == "email")
-        ):
-            found.append(_signup_block(el, body) if el.tag in ("form", "input") else el)
+        tag = el.tag
+        # One call names an element's attributes (most in a body have none): the tests of
+        # attributes run only on those it has.
+        names = el.keys()
+        if tag in CHROME_TAGS or (names and _marked_as_chrome(el, tag, names)):
+            found.append(_signup_block(el, body) if tag in ("form", "input") else el)
         elif (
-            el.tag in _LEAF_BLOCKS
+            tag in _LEAF_BLOCKS
             and not any(child.tag in _BLOCK_CHILDREN for child in el)
             and _is_worded_chrome(el, base)
         ):
             # Only blocks of inline content: a promo or a label is a line, never a wrapper.
             found.append(el)
     return found
+
+
+def _marked_as_chrome(el: HtmlElement, tag: str, names: list[str]) -> bool:
+    """Chrome by its attributes: a chrome class, an ad slot's id or attributes, an e-mail field."""
+    return (
+        ("class" in names and not CHROME_CLASSES.isdisjoint(el.get("class", "").split()))
+        or ("id" in names and el.get("id", "").startswith("div-gpt-ad"))
+        or not AD_ATTRIBUTES.isdisjoint(names)
+        or (tag == "input" and el.get("type", "").lower() == "email")
+    )
 
 
 def _signup_block(el: HtmlElement, body: HtmlElement) -> HtmlElement:
@@ -168,15 +178,21 @@ def _signup_block(el: HtmlElement, body: HtmlElement) -> HtmlElement:
 
 def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
     raw = el.text_content()
-    if len(raw) > _SHORT * 20:
-        return False  # a paragraph of argument: no need to count its words
+    # A paragraph of argument: no need to count all its words, nor to clean its spaces
+    # (cleaning only adds words: zero-width spaces become spaces).
+    if len(raw) > _SHORT * 20 or len(raw.split(None, _SHORT)) > _SHORT:
+        return False
     text = normalize_space(raw)
     if not text or len(text.split()) > _SHORT:
         return False
     if AD_LABEL.match(text):
         return True
-    links = el.findall(".//a[@href]")
+    # The links are looked for only once the words say promo or sign-up (most blocks say
+    # neither): ElementPath's findall costs more than both regular expressions.
     lead = PROMO_LEAD.match(text)
+    # The word every pitch holds, found first: the full pattern costs several times more.
+    pitch = NEWSLETTER_WORD.search(text) is not None and NEWSLETTER.search(text) is not None
+    links = el.findall(".//a[@href]") if lead or pitch else []
     if lead and links:
         # A promo only points at other posts: past its lead-in, every word is link text, and
         # every link stays on the site.
@@ -194,7 +210,7 @@ def _is_worded_chrome(el: HtmlElement, base: str) -> bool:
             )
         ):
             return True
-    return bool(NEWSLETTER.search(text)) and bool(links or el.find(".//button") is not None)
+    return pitch and bool(links or el.find(".//button") is not None)
 
 
 def _embeds_as_links(body: HtmlElement) -> list[HtmlElement]:
@@ -268,11 +284,11 @@ def image_url(el: HtmlElement, base: str) -> str | None:
     for attr in IMAGE_ATTRS:
         value = (el.get(attr) or "").strip()
         if value and not _PLACEHOLDER.search(value):
-            return urljoin(base, value)
+            return join_url(base, value)
     for attr in SRCSET_ATTRS:
         best = _widest(el.get(attr) or "")
         if best and not _PLACEHOLDER.search(best):
-            return urljoin(base, best)
+            return join_url(base, best)
     img = el.find(".//img") if el.tag != "img" else None
     return image_url(img, base) if img is not None else None
 

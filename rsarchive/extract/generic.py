@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import re
+from functools import cache
+from typing import Any
 
 from lxml.html import HtmlElement, fragment_fromstring
 
@@ -79,29 +81,35 @@ def generic_article(root: HtmlElement, md: Metadata, url: str) -> Article | None
     body_text = block_text(fragment_fromstring(body_html or "<p></p>", create_parent="div"))
     if not body_text:
         return None
-    tm = extract_metadata(copy.deepcopy(root), default_url=url)
     ld = md.jsonld
 
-    title = jsonld_text(ld, "headline") or md.first("og:title", "twitter:title") or tm.title or ""
+    @cache
+    def tm() -> Any:
+        # trafilatura's own metadata only fills what the page's metadata lacks: read on first
+        # need (a page with full <meta> and JSON-LD never pays for it, about a third of the
+        # extractor's time).
+        return extract_metadata(copy.deepcopy(root), default_url=url)
+
+    title = jsonld_text(ld, "headline") or md.first("og:title", "twitter:title") or tm().title or ""
     names = jsonld_people(ld) or [
-        (n, None) for n in _AUTHOR_SPLIT.split(tm.author or "") if n.strip()
+        (n, None) for n in _AUTHOR_SPLIT.split(tm().author or "") if n.strip()
     ]
     published_raw = (
         md.first("article:published_time")
         or jsonld_text(ld, "datePublished")
         or next(iter(TIME_ELEMENTS(root)), None)
-        or tm.date
+        or tm().date
     )
     modified_raw = md.first("article:modified_time") or jsonld_text(ld, "dateModified")
-    tags = md.all("article:tag") or jsonld_keywords(ld) or md.keywords() or list(tm.tags or [])
-    image = md.first("og:image", "og:image:url") or jsonld_image(ld) or tm.image
+    tags = md.all("article:tag") or jsonld_keywords(ld) or md.keywords() or list(tm().tags or [])
+    image = md.first("og:image", "og:image:url") or jsonld_image(ld) or tm().image
     return Article(
         url=url,
         title=normalize_space(title),
         subtitle=jsonld_text(ld, "alternativeHeadline"),
         section=md.first("article:section")
         or jsonld_text(ld, "articleSection")
-        or next(iter(tm.categories or []), None),
+        or next(iter(tm().categories or []), None),
         authors=_authors(root, names, url),
         tags=_tags(root, tags, url),
         published_at=parse_date(published_raw),
@@ -112,7 +120,7 @@ def generic_article(root: HtmlElement, md: Metadata, url: str) -> Article | None
         body_text=body_text,
         body_html=body_html,
         word_count=len(body_text.split()),
-        language=(root.get("lang") or md.first("og:locale") or tm.language or "")
+        language=(root.get("lang") or md.first("og:locale") or tm().language or "")
         .split("-")[0]
         .split("_")[0]
         or None,

@@ -21,10 +21,10 @@ from rsarchive.extract.rebelmouse import (
     IN_BLOCK,
     _bootstrap_post_id,
     _canonical_url,
-    _root,
 )
 from rsarchive.extract.teasers import read_teaser, timestamp
 from rsarchive.extract.text import block_text, normalize_space
+from rsarchive.extract.tree import page_root
 from rsarchive.extract.xpath import X
 from rsarchive.extract.xpath import has_class as _cls
 from rsarchive.items import Author, Image, Teaser
@@ -92,7 +92,7 @@ def feed_block(doc: Any, url: str) -> FeedBlock:
 
     Reads the parsed tree Scrapy already holds for the spider; parses nothing again.
     """
-    root = _root(doc)
+    root = page_root(doc)
     blocks = [b for b in BLOCKS(root) if b.get("data-source") == "current_page" and not IN_BLOCK(b)]
     own = _bootstrap_post_id(root)
     post_blocks = [

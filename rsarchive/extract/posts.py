@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from rsarchive.extract.text import inline_text
@@ -20,9 +22,10 @@ POSTS = X(f".//article[@elid or {_cls('page-article')}]")
 CATEGORY = X("ancestor-or-self::*[@data-category][1]/@data-category")
 POST_CLASS = re.compile(r"(?:^|\s)post-(\d{4,})(?:\s|$)")
 
-# §2 main article fields and §3 teaser fields: the class names the parser reads. One scan of a
-# scope finds them all (every element with a class; the match is a set lookup in Python, which
-# is several times faster than class tests inside libxml2's XPath).
+# §2 main article fields and §3 teaser fields: the class names the parser reads. One plain
+# ``iter`` over a scope finds them all: over a post's few dozen elements it is cheaper than an
+# XPath (libxml2 pays for every attribute test and for its set-up on each call), and a set
+# lookup per class value (cached: ``part_classes``) cheaper than class tests inside an XPath.
 PART_CLASSES = frozenset(
     {"widget__headline", "widget__headline-text", "widget__subheadline-text", "widget__section"}
     | {"social-author__name", "social-date__text", "social-date-modified__text"}
@@ -31,8 +34,10 @@ PART_CLASSES = frozenset(
     | {"all-related-sections"}
     | {"media-caption", "photo-caption", "media-photo-credit", "photo-credit"}
 )
-PARTS = X(".//*[@class or @data-post-url]")
 HEADLINE_TEXT = X(f".//*[{_cls('widget__headline-text')}]")
+# Inside an article body (any ancestor's class names one): a test in libxml2, not a walk up the
+# page's ancestors in Python.
+IN_BODY = X("boolean(ancestor::*[contains(@class, 'body-description')])")
 # The link an element sits in or holds (bylines, headlines).
 NEAREST_LINK = X("ancestor-or-self::a[@href][1]/@href | descendant::a[@href][1]/@href")
 
@@ -57,31 +62,48 @@ def first_match(scope: Iterable[HtmlElement], xpath: Callable[..., list]) -> Any
     return None
 
 
+@lru_cache(maxsize=4096)
+def part_classes(class_attr: str) -> frozenset[str]:
+    """The part classes named in a ``class`` attribute. Templates repeat the same few hundred
+    attribute values on every page, so the split and the set test are done once per value (the
+    bound only keeps a site of unusual pages from growing it)."""
+    return PART_CLASSES.intersection(class_attr.split())
+
+
 class Parts:
     """The elements of a scope that carry the classes the parser reads, in document order."""
 
     def __init__(self, scope: Iterable[HtmlElement]) -> None:
+        self.scope = list(scope)
         self.found: list[tuple[HtmlElement, frozenset[str]]] = []
-        for top in scope:
-            for el in PARTS(top):
-                classes = PART_CLASSES.intersection((el.get("class") or "").split())
-                if classes or el.get("data-post-url") is not None:
-                    self.found.append((el, classes))
+        # The same elements by class, in document order: a post's fields ask for a dozen.
+        self.by_class: dict[str, list[HtmlElement]] = {}
+        for top in self.scope:
+            for el in top.iter(etree.Element):
+                class_attr = el.get("class")
+                if class_attr and el is not top:  # the descendants of each scope element
+                    classes = part_classes(class_attr)
+                    if classes:
+                        self.found.append((el, classes))
+                        for cls in classes:
+                            self.by_class.setdefault(cls, []).append(el)
 
     def all(self, cls: str, tag: str | None = None) -> list[HtmlElement]:
-        return [el for el, c in self.found if cls in c and (tag is None or el.tag == tag)]
+        found = self.by_class.get(cls, [])
+        return list(found) if tag is None else [el for el in found if el.tag == tag]
 
     def first(self, cls: str, tag: str | None = None) -> HtmlElement | None:
-        for el, c in self.found:
-            if cls in c and (tag is None or el.tag == tag):
+        for el in self.by_class.get(cls, ()):
+            if tag is None or el.tag == tag:
                 return el
         return None
 
     def data(self) -> dict[str, str]:
         """The hidden ``span[data-post-url]`` of a teaser, as attributes."""
-        for el, _ in self.found:
-            if el.tag == "span" and el.get("data-post-url") is not None:
-                return dict(el.attrib)
+        for top in self.scope:
+            for el in top.iter("span"):
+                if el is not top and el.get("data-post-url") is not None:
+                    return dict(el.attrib)
         return {}
 
     def first_of(
@@ -89,12 +111,13 @@ class Parts:
     ) -> HtmlElement | None:
         """The first element (document order) matching any (class, tag) spec; optionally only
         one that is not inside the article body (a hero caption, not an inline one)."""
+        wanted = {cls for cls, _ in specs}
         for el, c in self.found:
-            if not any(cls in c and (tag is None or el.tag == tag) for cls, tag in specs):
-                continue
-            if outside_body and any(
-                "body-description" in (a.get("class") or "") for a in el.iterancestors()
+            if wanted.isdisjoint(c) or not any(
+                cls in c and (tag is None or el.tag == tag) for cls, tag in specs
             ):
+                continue
+            if outside_body and IN_BODY(el):
                 continue
             return el
         return None
