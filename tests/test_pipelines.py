@@ -154,7 +154,8 @@ def test_a_database_error_drops_the_item_counts_it_and_the_run_goes_on(tmp_path,
             asyncio.run(store.process_item(item))
         assert c.stats.get_value("rsarchive/store_failed") == 1
         # The reason in one line, with SQLite's code; no traceback for a database's own error.
-        assert f"could not store {item.url}: no such table: teaser_sightings (SQLITE_ERROR)" in caplog.text
+        gone = "no such table: teaser_sightings (SQLITE_ERROR)"
+        assert f"could not store {item.url}: {gone}" in caplog.text
         assert "Traceback" not in caplog.text
         # The page's transaction was rolled back whole: not even its capture is kept.
         with sqlite3.connect(db) as conn:

@@ -344,10 +344,7 @@ teasers = Table(
     Column("position", Integer),
     Column("url", Text),
     Column("article_id", Integer),
-    *(
-        Column(name, Boolean if name == "has_more" else Text)
-        for name in TEASER_CONTENT_COLUMNS
-    ),
+    *(Column(name, Boolean if name == "has_more" else Text) for name in TEASER_CONTENT_COLUMNS),
     Column("first_seen_at", Text),
     Column("last_seen_at", Text),
 )

@@ -2,9 +2,9 @@
 
 Read-only conveniences over the tables of docs/architecture.md §4: nothing writes to them, and
 dropping them loses no data. ``teasers`` is one of them since issue 14 (the sightings and the
-contents they showed, stored apart), read under the column names it had as a table. ``create_schema`` creates them; ``DROP_VIEWS`` removes them (a
-migration that changes a view drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old
-definition).
+contents they showed, stored apart), read under the column names it had as a table.
+``create_schema`` creates them; ``DROP_VIEWS`` removes them (a migration that changes a view
+drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old definition).
 
 The SQL is plain and portable except for two aggregates, spelt per dialect: the ordered
 ", "-joined list and the JSON array of author and tag names (SQLite ``group_concat`` over an
