@@ -69,9 +69,9 @@ def test_compact_makes_the_archive_smaller_and_keeps_every_byte(archive_db):
     assert "\n" not in line
     n = len(stored_before)
     assert re.fullmatch(
-        rf"compacted {re.escape(str(archive_db))}: [\d.]+ MiB -> [\d.]+ MiB \(-\d+%\); "
+        rf"compacted {re.escape(str(archive_db))}: [\d.]+ KiB -> [\d.]+ KiB \(-\d+%\); "
         rf"\d+ of {n} captures compressed again \(zstd level 12, dictionary 1\): "
-        r"[\d.]+ MiB -> [\d.]+ MiB; full-text index optimized; vacuumed",
+        r"[\d.]+ KiB -> [\d.]+ KiB; full-text index optimized; vacuumed",
         line,
     ), line
     after = bodies(archive_db)

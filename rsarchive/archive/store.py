@@ -1010,7 +1010,7 @@ class Archive:
             new = [{"content_hash": h, **c} for h, c in missing.items() if h not in found]
             if new:
                 found.update(run.returning(self._ins_teaser_content, new))
-                if len(found) < len(contents):  # another writer added one meanwhile (PostgreSQL)
+                if any(h not in found for h in missing):  # another writer added it (PostgreSQL)
                     found.update(run.rows(self._sel_teaser_contents, {"hashes": list(missing)}))
             if len(kept) > _CONTENT_IDS_KEPT:
                 kept.clear()

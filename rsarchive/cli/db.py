@@ -201,6 +201,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _size(n: int) -> str:
+    if n < 2**20:
+        return f"{n / 1024:,.1f} KiB"
     return f"{n / 2**20:,.1f} MiB"
 
 
