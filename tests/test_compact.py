@@ -147,3 +147,32 @@ def test_compact_on_a_missing_archive_or_a_bad_level(tmp_path, archive_db):
     bad = rsarchive("db", "compact", "--db", str(archive_db), "--level", "30")
     assert bad.returncode == 64
     assert "argument --level: a zstd level is 1 to 22, not 30" in bad.stderr
+
+
+def test_the_next_compact_starts_after_the_captures_the_last_one_did(archive_db, fixture_site):
+    def run(*args: str) -> str:
+        proc = rsarchive("db", "compact", "--db", str(archive_db), "--level", "9", *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    first = run()
+    n = len(bodies(archive_db))
+    assert f"of {n} captures compressed again (zstd level 9, dictionary 1)" in first
+    assert f"no capture to compress again ({n} done by an earlier compact)" in run()
+    # A later crawl stored more pages: the next compact looks at those only.
+    with Archive(f"sqlite:///{archive_db}") as archive:
+        for page in site_pages(fixture_site, 3)[-5:]:
+            archive.store_page(page)
+    third = run()
+    assert "of 5 captures compressed again (zstd level 9, dictionary 1): " in third
+    assert f"({n} done by an earlier compact)" in third
+    # A higher level than the last compact's, or --all, looks at every capture again.
+    assert f"of {n + 5} captures compressed again (zstd level 10" in run("--level", "10")
+    assert f"of {n + 5} captures compressed again (zstd level 9" in run("--all")
+    with closing(sqlite3.connect(archive_db)) as conn:
+        runs = conn.execute(
+            "SELECT status, exit_code, json_extract(stats, '$.last_capture_id') FROM crawl_runs"
+            " WHERE spider = 'compact' ORDER BY id"
+        ).fetchall()
+    assert [r[:2] for r in runs] == [("finished", 0)] * 5
+    assert runs[-1][2] == n + 5

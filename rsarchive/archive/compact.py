@@ -14,22 +14,31 @@ CPU per page matters; offline the archive can afford more. Compacting
 Safe beside readers, and it refuses to run while a crawl writes to the archive (a ``running``
 crawl run whose process lives): its long write transactions would hold that crawl up. Captures
 are rewritten in short transactions, so an interrupted compact leaves a whole archive.
+
+Each compact is a ``crawl_runs`` row (spider ``compact``; its stats say how far it got, with
+which dictionary and level), so the next one starts after the captures it did, unless a newer
+dictionary or a higher level asks for all of them again (or ``everything``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import models as m
 from .codec import Dictionaries, MissingCodec, capture_body, zstandard
 from .engine import PAGE_SIZE, READ_ONLY, sqlite_file
+from .models import utc_now_iso
 from .runs import pid_alive
 from .schema import check_schema
 
@@ -39,7 +48,9 @@ logger = logging.getLogger(__name__)
 #: than a crawl stores.
 COMPACT_LEVEL = 19
 _CHUNK = 100  # captures per write transaction
-_SWITCH_WAIT_MS = 1000  # how long to wait for readers before leaving the page size as it is
+_SWITCH_WAIT_MS = 1000
+#: The ``crawl_runs.spider`` of a compact.
+RUN_NAME = "compact"  # how long to wait for readers before leaving the page size as it is
 
 
 class CrawlRunning(RuntimeError):
@@ -48,7 +59,9 @@ class CrawlRunning(RuntimeError):
 
 @dataclass
 class CompactResult:
+    run_id: int | None = None  # its crawl_runs row
     captures: int = 0  # captures looked at
+    done_before: int = 0  # captures an earlier compact did (same dictionary, level as high)
     recompressed: int = 0  # of which rewritten smaller
     body_bytes_before: int = 0  # stored (compressed) bytes of the rewritten ones, before
     body_bytes_after: int = 0
@@ -77,12 +90,14 @@ def compact(
     engine: Engine,
     *,
     level: int = COMPACT_LEVEL,
+    everything: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> CompactResult:
     """Compact the archive behind ``engine`` (see the module); what was done.
 
     Raises ``CrawlRunning`` (SQLite, a crawl is writing), ``SchemaError``, ``MissingCodec``
     (zstandard is not installed) and SQLAlchemy's errors (a lock held past the busy timeout).
+    ``everything``: compress every capture again, also those an earlier compact did.
     ``progress`` is called with the number of captures done after each batch.
     """
     if zstandard is None:
@@ -99,34 +114,105 @@ def compact(
             )
     path = sqlite_file(engine.url) if sqlite else None
     result = CompactResult(level=level, file_bytes_before=_file_bytes(path))
-    _recompress(engine, result, progress)
-    if sqlite:
-        result.page_size_before = _pragma(engine, "page_size")
-        with engine.begin() as conn:
-            conn.exec_driver_sql("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
-        result.fts_optimized = True
-        _vacuum(engine, result)
-        result.page_size_after = _pragma(engine, "page_size")
-        result.file_bytes_after = _file_bytes(path)
+    with engine.execution_options(**READ_ONLY).connect() as conn:
+        result.dictionary_id = conn.scalar(select(func.max(m.capture_dictionaries.c.id)))
+    after = 0 if everything else _done_before(engine, result)
+    result.run_id = _start_run(engine, level, everything)
+    status, last = "failed", after
+    try:
+        last = _recompress(engine, result, progress, after)
+        if sqlite:
+            result.page_size_before = _pragma(engine, "page_size")
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
+            result.fts_optimized = True
+            _vacuum(engine, result)
+            result.page_size_after = _pragma(engine, "page_size")
+            result.file_bytes_after = _file_bytes(path)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        _finish_run(engine, result, status, last)
     return result
 
 
+def _done_before(engine: Engine, result: CompactResult) -> int:
+    """The last capture id the newest finished compact did, if it used this dictionary and at
+    least this level (0: start from the first); counts them in ``result.done_before``."""
+    runs, c = m.crawl_runs, m.captures
+    with engine.execution_options(**READ_ONLY).connect() as conn:
+        stats = conn.scalar(
+            select(runs.c.stats)
+            .where(runs.c.spider == RUN_NAME, runs.c.status == "finished")
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        done = json.loads(stats) if stats else {}
+        if done.get("dictionary_id") != result.dictionary_id or done.get("level", 0) < result.level:
+            return 0
+        after = int(done.get("last_capture_id") or 0)
+        result.done_before = conn.scalar(select(func.count()).where(c.c.id <= after)) or 0
+    return after
+
+
+def _start_run(engine: Engine, level: int, everything: bool) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            insert(m.crawl_runs).values(
+                spider=RUN_NAME,
+                args=json.dumps({"level": level, "everything": everything}),
+                started_at=utc_now_iso(),
+                status="running",
+                pid=os.getpid(),
+            )
+        ).inserted_primary_key[0]
+
+
+def _finish_run(engine: Engine, result: CompactResult, status: str, last: int) -> None:
+    stats = {
+        "captures": result.captures,
+        "recompressed": result.recompressed,
+        "body_bytes_before": result.body_bytes_before,
+        "body_bytes_after": result.body_bytes_after,
+        "file_bytes_before": result.file_bytes_before,
+        "file_bytes_after": result.file_bytes_after,
+        "dictionary_id": result.dictionary_id,
+        "level": result.level,
+        "last_capture_id": last,
+    }
+    # Best effort: a run left "running" by a dead process is marked killed by the next crawl.
+    with suppress(SQLAlchemyError), engine.begin() as conn:
+        conn.execute(
+            update(m.crawl_runs)
+            .where(m.crawl_runs.c.id == result.run_id)
+            .values(
+                finished_at=utc_now_iso(),
+                status=status,
+                finish_reason=status,
+                exit_code=0 if status == "finished" else None,
+                stats=json.dumps(stats, sort_keys=True),
+            )
+        )
+
+
 def _recompress(
-    engine: Engine, result: CompactResult, progress: Callable[[int], None] | None
-) -> None:
-    c, d = m.captures, m.capture_dictionaries
+    engine: Engine, result: CompactResult, progress: Callable[[int], None] | None, after: int
+) -> int:
+    """Compress again every capture after the id ``after``; the last capture id done."""
+    c = m.captures
     dictionaries = Dictionaries()
     reader = engine.execution_options(**READ_ONLY)
+    newest = result.dictionary_id
     with reader.connect() as conn:
-        newest = conn.scalar(select(func.max(d.c.id)))
-        result.dictionary_id = newest
         alone = zstandard.ZstdCompressor(level=result.level)
         pages = alone
         if newest is not None:
             dictionary = dictionaries.get(conn, newest)
             pages = zstandard.ZstdCompressor(level=result.level, dict_data=dictionary)
     columns = (c.c.id, c.c.body, c.c.compression, c.c.dictionary_id, c.c.feed_page_url)
-    last = 0
+    last = after
     while True:
         # Read and compress without the write lock; write the smaller ones in a short
         # transaction (the first page of a crawl never waits long for it).
@@ -146,7 +232,7 @@ def _recompress(
                     result.body_bytes_before += len(row.body)
                     result.body_bytes_after += len(data)
         if not rows:
-            return
+            return last
         if smaller:
             with engine.begin() as conn:
                 for values in smaller:

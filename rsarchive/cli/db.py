@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="zstd level, 1-22 (default: 19, ~7 ms a page; 9 is ~25x faster for ~8%% more)",
     )
+    compact.add_argument(
+        "--all",
+        action="store_true",
+        help="also the captures an earlier compact did (by default it starts after them, "
+        "unless a newer dictionary or a higher level asks for all)",
+    )
     compact.set_defaults(func=cmd_compact)
 
 
@@ -221,7 +227,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     try:
         where = db_argument(engine)
         try:
-            result = compact(engine, level=level)
+            result = compact(engine, level=level, everything=args.all)
         except CrawlRunning as exc:
             raise CommandError(str(exc), EXIT_TRY_LATER) from None
         except MissingCodec as exc:
@@ -242,11 +248,17 @@ def cmd_compact(args: argparse.Namespace) -> int:
         change = (after - before) / before * 100 if before else 0.0
         parts.append(f"{_size(before)} -> {_size(after)} ({change:+.0f}%)")
     dictionary = f", dictionary {result.dictionary_id}" if result.dictionary_id else ""
-    parts.append(
-        f"{result.recompressed:,} of {result.captures:,} captures compressed again "
-        f"(zstd level {result.level}{dictionary}): "
-        f"{_size(result.body_bytes_before)} -> {_size(result.body_bytes_after)}"
-    )
+    earlier = ""
+    if result.done_before:
+        earlier = f" ({result.done_before:,} done by an earlier compact)"
+    if result.captures:
+        parts.append(
+            f"{result.recompressed:,} of {result.captures:,} captures compressed again "
+            f"(zstd level {result.level}{dictionary}): "
+            f"{_size(result.body_bytes_before)} -> {_size(result.body_bytes_after)}{earlier}"
+        )
+    else:
+        parts.append(f"no capture to compress again{earlier}")
     if result.fts_optimized:
         parts.append("full-text index optimized")
     if result.vacuumed:
