@@ -209,10 +209,9 @@ class Archive:
         #: The capture dictionaries read so far (for ``capture_body``).
         self.dictionaries = Dictionaries()
         self._compressor = PageCompressor(self.dictionaries, first_training=dictionary_after)
-        # teaser_contents ids by content hash: committed ones, and those of the open transaction
-        # (kept once it commits). Contents are never changed or deleted, so a kept id stays true.
+        # teaser_contents ids by content hash. Contents are never changed or deleted, so an id
+        # stays true once committed; a rollback forgets them all (_forget_uncommitted).
         self._content_ids: dict[str, int] = {}
-        self._content_ids_new: dict[str, int] = {}
         # Inside batched(): (pages per commit, pages stored since the last commit).
         self._batch: list[int] | None = None
         dialect = self.engine.dialect
@@ -261,8 +260,9 @@ class Archive:
             if conn.in_transaction():
                 # Every page in it is whole (its SAVEPOINT released): keep them, even on error.
                 try:
-                    self._commit(conn)
+                    conn.commit()
                 except BaseException:
+                    self._forget_uncommitted()
                     conn.rollback()
                     raise
 
@@ -288,36 +288,24 @@ class Archive:
             if batch is None:
                 with conn.begin():
                     yield conn
-                self._committed()
                 return
             if not conn.in_transaction():
                 conn.begin()
             with conn.begin_nested():
                 yield conn
         except BaseException:
-            self._rolled_back()
+            self._forget_uncommitted()
             raise
         batch[1] += 1
         if batch[1] >= batch[0]:
-            self._commit(conn)
+            conn.commit()
             batch[1] = 0
 
-    def _commit(self, conn: Connection) -> None:
-        try:
-            conn.commit()
-        except BaseException:
-            self._rolled_back()
-            raise
-        self._committed()
-
-    def _committed(self) -> None:
-        self._content_ids.update(self._content_ids_new)
-        self._content_ids_new.clear()
-
-    def _rolled_back(self) -> None:
-        """Forget what the writer learnt in a transaction that did not commit."""
+    def _forget_uncommitted(self) -> None:
+        """After a rollback: what the writer remembers may name rows that are gone with it."""
         self._compressor.reset()  # a dictionary trained in it was rolled back too
-        self._content_ids_new.clear()
+        # Teaser content ids: all of them, as SQLite may end a batch's whole transaction.
+        self._content_ids.clear()
 
     # -- crawl runs --------------------------------------------------------------------------
 
@@ -1002,8 +990,8 @@ class Archive:
         self, run: _Runner, contents: list[tuple[str, dict[str, Any]]]
     ) -> dict[str, int]:
         """``teaser_contents.id`` by content hash, each content stored once (added if new)."""
-        kept, pending = self._content_ids, self._content_ids_new
-        found = {h: kept.get(h) or pending[h] for h, _ in contents if h in kept or h in pending}
+        kept = self._content_ids
+        found = {h: kept[h] for h, _ in contents if h in kept}
         missing = {h: content for h, content in contents if h not in found}
         if missing:
             found.update(run.rows(self._sel_teaser_contents, {"hashes": list(missing)}))
@@ -1014,6 +1002,5 @@ class Archive:
                     found.update(run.rows(self._sel_teaser_contents, {"hashes": list(missing)}))
             if len(kept) > _CONTENT_IDS_KEPT:
                 kept.clear()
-            # Only read back or added in this transaction: forgotten if it rolls back.
-            pending.update((h, found[h]) for h in missing)
+            kept.update((h, found[h]) for h in missing)
         return found
