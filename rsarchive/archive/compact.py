@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +90,12 @@ def compact(
     *,
     level: int = COMPACT_LEVEL,
     everything: bool = False,
-    progress: Callable[[int], None] | None = None,
 ) -> CompactResult:
     """Compact the archive behind ``engine`` (see the module); what was done.
 
     Raises ``CrawlRunning`` (SQLite, a crawl is writing), ``SchemaError``, ``MissingCodec``
     (zstandard is not installed) and SQLAlchemy's errors (a lock held past the busy timeout).
     ``everything``: compress every capture again, also those an earlier compact did.
-    ``progress`` is called with the number of captures done after each batch.
     """
     if zstandard is None:
         raise MissingCodec("compacting needs the zstandard package")
@@ -120,7 +117,7 @@ def compact(
     result.run_id = _start_run(engine, level, everything)
     status, last = "failed", after
     try:
-        last = _recompress(engine, result, progress, after)
+        last = _recompress(engine, result, after)
         if sqlite:
             result.page_size_before = _pragma(engine, "page_size")
             with engine.begin() as conn:
@@ -197,9 +194,7 @@ def _finish_run(engine: Engine, result: CompactResult, status: str, last: int) -
         )
 
 
-def _recompress(
-    engine: Engine, result: CompactResult, progress: Callable[[int], None] | None, after: int
-) -> int:
+def _recompress(engine: Engine, result: CompactResult, after: int) -> int:
     """Compress again every capture after the id ``after``; the last capture id done."""
     c = m.captures
     dictionaries = Dictionaries()
@@ -248,8 +243,6 @@ def _recompress(
         result.captures += len(rows)
         result.recompressed += len(smaller)
         last = rows[-1].id
-        if progress is not None:
-            progress(result.captures)
 
 
 def _vacuum(engine: Engine, result: CompactResult) -> None:
