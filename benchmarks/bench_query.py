@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rsarchive.archive import make_engine  # noqa: E402
+from rsarchive.archive.models import TEASER_CONTENT_COLUMNS, teaser_content_hash  # noqa: E402
 from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
 from rsarchive.archive.schema import prepare_schema, upgrade  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
@@ -175,9 +176,18 @@ def build(path: Path, n: int) -> None:
         conn.executemany(
             "INSERT INTO article_tags(article_id, tag_id, position) VALUES (?,?,?)", batch["at"]
         )
+        # A teaser's content is stored once (teaser_contents), its sightings apart.
         conn.executemany(
-            "INSERT INTO teasers(page_url, page_article_id, position, url, article_id, title, "
-            "has_more, first_seen_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO teaser_contents(id, content_hash, title, has_more) "
+            "VALUES (?, ?, ?, 0)",
+            [
+                (t[5], teaser_content_hash(teaser_content(t[5])), f"Teaser {t[5]}")
+                for t in batch["t"]
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO teaser_sightings(page_url, page_article_id, position, url, article_id, "
+            "content_id, first_seen_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?)",
             batch["t"],
         )
         for v in batch.values():
@@ -204,8 +214,7 @@ def build(path: Path, n: int) -> None:
         for pos, target in enumerate(rng.sample(range(1, n + 1), 3)):
             archived = target if target < i else None  # targets archived before the page
             batch["t"].append((
-                url, i, pos, f"{SITE}/teased-{target}", archived, f"Teaser {target}", False,
-                when, when,
+                url, i, pos, f"{SITE}/teased-{target}", archived, target, when, when,
             ))  # fmt: skip
         if i % 5000 == 0:
             flush()
@@ -215,6 +224,13 @@ def build(path: Path, n: int) -> None:
     conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
     conn.execute("ANALYZE")
     conn.close()
+
+
+def teaser_content(target: int) -> dict[str, object]:
+    """The content of the synthetic teaser of article ``target``: its title only."""
+    content: dict[str, object] = dict.fromkeys(TEASER_CONTENT_COLUMNS)
+    content.update(title=f"Teaser {target}", has_more=False)
+    return content
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:

@@ -6,7 +6,10 @@ responses (status line, headers, body) as a gzipped WARC with warcio (one gzip m
 as crawlers write them). Prints bytes per page of both, their ratio (target: archive <= 0.75 x
 WARC.gz), and where the archive's bytes go (SQLite's dbstat: tables and their indexes).
 
-    python benchmarks/bench_size.py [--pages 2000] [--no-dictionary]
+Then compacts the archive (``rsarchive db compact``: captures compressed again at a high level
+with the newest dictionary, FTS optimize, VACUUM) and prints both sizes: as crawled, compacted.
+
+    python benchmarks/bench_size.py [--pages 2000] [--no-dictionary] [--no-compact]
 
 Replicated pages repeat eleven templates-with-articles, which flatters any compressor that sees
 across pages (the capture dictionary); the second table measures a capture dictionary on pages it
@@ -33,6 +36,7 @@ from bench_pipeline import fixture_pages, replicate  # noqa: E402
 
 from rsarchive.archive import Archive  # noqa: E402
 from rsarchive.archive.codec import DICTIONARY_SIZE  # noqa: E402
+from rsarchive.archive.compact import COMPACT_LEVEL  # noqa: E402
 from rsarchive.pipelines.replay import Capture, ReplayCounts, replay  # noqa: E402
 
 TARGET = 0.75
@@ -89,12 +93,15 @@ def breakdown(db: Path) -> list[tuple[str, int]]:
             table = owner.get(name, name)
             if table.startswith("articles_fts"):
                 table = "articles_fts (full-text index)"
+            elif table.startswith("teaser_"):  # what the teasers view reads
+                table = "teasers (teaser_sightings + teaser_contents)"
             sizes[table] = sizes.get(table, 0) + pgsize
     return sorted(sizes.items(), key=lambda kv: -kv[1])
 
 
-def unseen_pages() -> list[tuple[int, int, int]]:
-    """(gzip, zstd alone, zstd with a dictionary of the other pages) bytes of each fixture page."""
+def unseen_pages() -> list[tuple[int, int, int, int]]:
+    """(gzip, zstd alone, zstd with a dictionary of the other pages, the same at the level of
+    ``db compact``) bytes of each fixture page."""
     import zstandard
 
     bodies = [body for _, body, _, _ in fixture_pages()]
@@ -106,23 +113,48 @@ def unseen_pages() -> list[tuple[int, int, int]]:
             len(gzip.compress(body, 6)),
             len(zstandard.ZstdCompressor(level=1).compress(body)),
             len(zstandard.ZstdCompressor(level=3, dict_data=d).compress(body)),
+            len(zstandard.ZstdCompressor(level=COMPACT_LEVEL, dict_data=d).compress(body)),
         ))  # fmt: skip
     return out
+
+
+def compacted(db: Path) -> tuple[float, str]:
+    """Run ``rsarchive db compact`` on the archive: (CPU seconds, its summary line)."""
+    import contextlib
+    import time
+
+    from rsarchive.cli import main as rsarchive_main
+
+    out = io.StringIO()
+    t0 = time.process_time()
+    with contextlib.redirect_stdout(out):
+        code = rsarchive_main(["db", "compact", "--db", str(db)])
+    assert code == 0, out.getvalue()
+    return time.process_time() - t0, out.getvalue().strip()
+
+
+def file_bytes(tmp: str) -> int:
+    return sum(p.stat().st_size for p in Path(tmp).glob("archive.db*"))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=2000)
     ap.add_argument("--no-dictionary", action="store_true", help="captures without dictionaries")
+    ap.add_argument("--no-compact", action="store_true", help="skip `rsarchive db compact`")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         db, warc = Path(tmp) / "archive.db", Path(tmp) / "pages.warc.gz"
         stored = build_archive(db, args.pages, not args.no_dictionary)
         write_warc(warc, args.pages)
-        db_bytes = sum(p.stat().st_size for p in Path(tmp).glob("archive.db*"))
-        warc_bytes = warc.stat().st_size
-        parts = breakdown(db)
+        crawled_bytes, warc_bytes = file_bytes(tmp), warc.stat().st_size
+        parts = dict(breakdown(db))
+        compact_bytes, compact_parts, summary = None, {}, ""
+        if not args.no_compact:
+            seconds, summary = compacted(db)
+            summary = f"{summary}\n(compact: {seconds / args.pages * 1000:.1f} ms CPU a page)"
+            compact_bytes, compact_parts = file_bytes(tmp), dict(breakdown(db))
     raw = sum(len(body) for _, body, _ in replicate(args.pages))
     n = args.pages
     print(f"{n} replicated fixture pages ({stored} stored), {raw / n / 1024:.1f} KiB of HTML each; "
@@ -130,22 +162,34 @@ def main() -> int:
     print("| what | bytes per page | vs WARC.gz |")
     print("|---|---:|---:|")
     print(f"| WARC.gz (warcio, gzip per record) | {warc_bytes / n:,.0f} | 1.00 |")
-    print(f"| archive (SQLite file: captures, articles, teasers, FTS, revisions) "
-          f"| {db_bytes / n:,.0f} | **{db_bytes / warc_bytes:.2f}** |")  # fmt: skip
-    for name, size in parts:
-        print(f"| - {name} | {size / n:,.0f} | {size / warc_bytes:.2f} |")
+    print(f"| archive as crawled (SQLite file: captures, articles, teasers, FTS, revisions) "
+          f"| {crawled_bytes / n:,.0f} | **{crawled_bytes / warc_bytes:.2f}** |")  # fmt: skip
+    if compact_bytes is not None:
+        print(f"| archive after `rsarchive db compact` | {compact_bytes / n:,.0f} "
+              f"| **{compact_bytes / warc_bytes:.2f}** |")  # fmt: skip
+    print("\n| where the archive's bytes go (per page) | as crawled | compacted |")
+    print("|---|---:|---:|")
+    for name, size in parts.items():
+        after = compact_parts.get(name)
+        print(f"| {name} | {size / n:,.0f} | {'' if after is None else f'{after / n:,.0f}'} |")
+    best = min(crawled_bytes, compact_bytes or crawled_bytes)
     print(
-        f"\narchive vs WARC.gz: {db_bytes / warc_bytes:.2f} (target <= {TARGET}); "
+        f"\narchive vs WARC.gz: {crawled_bytes / warc_bytes:.2f} as crawled, "
+        f"{best / warc_bytes:.2f} compacted (target <= {TARGET}); "
         f"load average {' '.join(os.getloadavg().__str__().strip('()').split(', '))}"
     )
+    if summary:
+        print(summary)
     rows = unseen_pages()
     k = len(rows)
-    gz, z1, zd = (sum(r[i] for r in rows) / k for i in range(3))
+    gz, z1, zd, zc = (sum(r[i] for r in rows) / k for i in range(4))
     print("\n| one fixture page, compressed (11 distinct pages; mean bytes) | bytes | vs gzip |")
     print("|---|---:|---:|")
     print(f"| gzip -6 (what a WARC.gz record holds) | {gz:,.0f} | 1.00 |")
     print(f"| zstd -1 alone | {z1:,.0f} | {z1 / gz:.2f} |")
     print(f"| zstd -3, dictionary trained on the other 10 pages | {zd:,.0f} | {zd / gz:.2f} |")
+    compact = f"zstd -{COMPACT_LEVEL}, the same dictionary (`db compact`)"
+    print(f"| {compact} | {zc:,.0f} | {zc / gz:.2f} |")
     return 0
 
 

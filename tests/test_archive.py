@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -392,6 +393,69 @@ def test_a_resighted_teaser_keeps_first_seen_and_takes_new_details(archive, cloc
     assert (old["position"], old["title"]) == (1, "Retitled")
     assert old["first_seen_at"] == "2021-06-01T08:00:00Z"
     assert old["last_seen_at"] == "2021-07-01T09:30:00Z"
+
+
+def test_a_teaser_seen_on_many_pages_stores_its_content_once(archive, clock, tmp_path):
+    shown = [make_teaser("one", 0), make_teaser("two", 1)]
+    for host in ("a", "b", "c"):
+        archive.store_page(make_page(make_article(f"host-{host}"), shown), run_id=None)
+    assert scalar(archive, "SELECT count(*) FROM teaser_contents") == 2
+    assert scalar(archive, "SELECT count(*) FROM teaser_sightings") == 6
+    # One page shows "one" retitled: that sighting shows the new content, the others the old.
+    clock.set("2021-07-01T09:30:00Z")
+    retitled = [make_teaser("one", 0, title="Retitled"), make_teaser("two", 1)]
+    archive.store_page(
+        make_page(make_article("host-b"), retitled, body=b"<html>b, later</html>"), run_id=None
+    )
+    seen = rows(
+        archive,
+        "SELECT page_url, title, last_seen_at FROM teasers WHERE url = :u ORDER BY page_url",
+        u=f"{SITE}/2021/05/18/one",
+    )
+    assert [(r["page_url"][-6:], r["title"], r["last_seen_at"][:7]) for r in seen] == [
+        ("host-a", "Teaser one", "2021-06"),
+        ("host-b", "Retitled", "2021-07"),
+        ("host-c", "Teaser one", "2021-06"),
+    ]
+    assert scalar(archive, "SELECT count(*) FROM teaser_contents") == 3
+    # Another writer (a later crawl) finds the stored contents: no copy of them.
+    with Archive(str(archive.engine.url)) as again:
+        again.store_page(make_page(make_article("host-d"), retitled), run_id=None)
+    assert scalar(archive, "SELECT count(*) FROM teaser_contents") == 3
+    assert scalar(archive, "SELECT count(*) FROM teasers") == 8
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_rolled_back_page_leaves_no_teaser_content_behind(archive, monkeypatch, batched):
+    """The writer remembers content ids; those of a page that rolled back are forgotten, so the
+    next page showing that content stores it again rather than naming a row that is gone."""
+    real = store_module.fetchstate.page_params
+    calls = {"n": 0}
+
+    def fail_second(page: Page, now: str) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk on fire")
+        return real(page, now)
+
+    monkeypatch.setattr(store_module.fetchstate, "page_params", fail_second)
+    pages = [
+        make_page(make_article("host-a"), [make_teaser("one")]),
+        make_page(make_article("host-b"), [make_teaser("one"), make_teaser("two", 1)]),
+        make_page(make_article("host-c"), [make_teaser("two")]),
+    ]
+    with archive.batched(pages=10) if batched else contextlib.nullcontext():
+        archive.store_page(pages[0], run_id=None)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            archive.store_page(pages[1], run_id=None)
+        archive.store_page(pages[2], run_id=None)
+    got = rows(archive, "SELECT page_url, title FROM teasers ORDER BY id")
+    assert [(r["page_url"][-6:], r["title"]) for r in got] == [
+        ("host-a", "Teaser one"),
+        ("host-c", "Teaser two"),
+    ]
+    assert scalar(archive, "SELECT count(*) FROM teaser_contents") == 2
+    assert scalar(archive, "PRAGMA foreign_key_check") is None
 
 
 def test_a_page_without_an_article_keeps_its_teasers_under_its_own_url(archive):

@@ -45,8 +45,10 @@ def test_bench_size_compares_the_archive_with_a_warc_gz_of_the_same_responses() 
     out = _bench("bench_size.py", "--pages", "100")
     assert "100 replicated fixture pages (100 stored)" in out
     assert "| WARC.gz (warcio, gzip per record) |" in out
-    assert "| - captures |" in out and "| - capture_dictionaries |" in out
-    assert "archive vs WARC.gz:" in out
+    assert "| captures |" in out and "| capture_dictionaries |" in out
+    assert "| teasers (teaser_sightings + teaser_contents) |" in out
+    assert "| archive after `rsarchive db compact` |" in out
+    assert "archive vs WARC.gz:" in out and " compacted (target <= 0.75)" in out
 
 
 def test_bench_reparse_compares_two_jobs_with_one() -> None:

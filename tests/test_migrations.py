@@ -300,3 +300,107 @@ def test_a_downgrade_to_0001_gives_back_the_issue2_schema(tmp_path):
     sql = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version' ORDER BY 2"
     with sqlite3.connect(old) as a, sqlite3.connect(tmp_path / "new.db") as b:
         assert a.execute(sql).fetchall() == b.execute(sql).fetchall()
+
+
+# -- 0009: teaser contents stored once ------------------------------------------------------------
+
+# Teaser rows as schema 0007 stored them: one target seen on three pages (twice with the same
+# content, once after its excerpt changed) and one with every optional field empty.
+TEASERS_0007 = [
+    (1, "https://x.org/a", 7, 0, "https://x.org/t", 7, "11", "T", "Europe", '["A, Jr."]',
+     "2024-01-01T00:00:00Z", "Jan 1", "Old excerpt", True, "https://x.org/i.jpg", "Cap",
+     "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"),
+    (2, "https://x.org/b", None, 3, "https://x.org/t", 7, "11", "T", "Europe", '["A, Jr."]',
+     "2024-01-01T00:00:00Z", "Jan 1", "Old excerpt", True, "https://x.org/i.jpg", "Cap",
+     "2024-01-02T00:00:00Z", "2024-01-02T00:00:00Z"),
+    (4, "https://x.org/c", None, 1, "https://x.org/t", 7, "11", "T", "Europe", '["A, Jr."]',
+     "2024-01-01T00:00:00Z", "Jan 1", "New excerpt", True, "https://x.org/i.jpg", "Cap",
+     "2024-01-04T00:00:00Z", "2024-01-04T00:00:00Z"),
+    (5, "https://x.org/a", 7, 1, "https://x.org/u", None, None, "U", None, "[]",
+     None, None, None, False, None, None, "2024-01-02T00:00:00Z", "2024-01-02T00:00:00Z"),
+]  # fmt: skip
+TEASER_COLUMNS = (
+    "id, page_url, page_article_id, position, url, article_id, post_id, title, section, authors,"
+    " published_at, published_at_raw, excerpt, has_more, image_url, image_caption,"
+    " first_seen_at, last_seen_at"
+)
+
+
+def fill_0007_teasers(conn) -> None:
+    """An article and ``TEASERS_0007`` in an archive at schema 0007 or 0008 (``conn``:
+    SQLAlchemy), whose teasers table is the one before 0009."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            "INSERT INTO articles (id, url, title, content_hash, first_seen_at, last_seen_at,"
+            " changed_at) VALUES (7, 'https://x.org/a', 'A', 'h', '2024-01-01T00:00:00Z',"
+            " '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')"
+        )
+    )
+    names = [c.strip() for c in TEASER_COLUMNS.split(",")]
+    conn.execute(
+        text(
+            f"INSERT INTO teasers ({TEASER_COLUMNS}) VALUES ({', '.join(':' + n for n in names)})"
+        ),
+        [dict(zip(names, row, strict=True)) for row in TEASERS_0007],
+    )
+
+
+def read_teasers(conn) -> list[tuple]:
+    from sqlalchemy import text
+
+    rows = conn.execute(text(f"SELECT {TEASER_COLUMNS} FROM teasers ORDER BY id")).all()
+    return [(*row[:13], bool(row[13]), *row[14:]) for row in rows]
+
+
+def check_0009_round_trip(url: str) -> None:
+    """0008 -> 0009 keeps every teaser row as it was (ids too), each content stored once; new
+    sightings get new ids; 0009 -> 0008 gives the table back with the same rows."""
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0008")
+            fill_0007_teasers(conn)
+        assert upgrade(engine) == ("0008", head_revision())
+        with engine.begin() as conn:
+            assert read_teasers(conn) == [tuple(row) for row in TEASERS_0007]
+            # One content per distinct content: the first two sightings share theirs.
+            assert conn.scalar(text("SELECT count(*) FROM teaser_contents")) == 3
+            ids = conn.execute(text("SELECT id, content_id FROM teaser_sightings ORDER BY id"))
+            by_id = dict(ids.all())
+            assert by_id[1] == by_id[2] != by_id[4]
+            # The next sighting is numbered after the moved ones (PostgreSQL's sequence too).
+            new_id = conn.execute(
+                text(
+                    "INSERT INTO teaser_sightings (page_url, position, url, content_id,"
+                    " first_seen_at, last_seen_at) VALUES ('https://x.org/d', 0, 'https://x.org/t',"
+                    " :content, '2024-02-01T00:00:00Z', '2024-02-01T00:00:00Z') RETURNING id"
+                ),
+                {"content": by_id[4]},
+            ).scalar()
+            assert new_id == 6
+            # Views that read teasers still do.
+            counts = conn.execute(text("SELECT teaser_count, teased_count FROM article_list"))
+            assert counts.all() == [(2, 3)]
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0008")
+        with engine.begin() as conn:
+            back = read_teasers(conn)
+            assert back[:4] == [tuple(row) for row in TEASERS_0007]
+            assert back[4][:6] == (6, "https://x.org/d", None, 0, "https://x.org/t", None)
+            assert conn.scalar(text("SELECT teaser_count FROM article_list")) == 2
+    finally:
+        engine.dispose()
+
+
+def test_0009_stores_each_teaser_content_once_and_keeps_every_row(tmp_path):
+    check_0009_round_trip(f"sqlite:///{tmp_path / 'a.db'}")
+    # Downgraded, the schema is 0008's: what a fresh archive at 0008 has.
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0008")
+    engine.dispose()
+    assert sqlite_objects(tmp_path / "a.db") == sqlite_objects(tmp_path / "fresh.db")

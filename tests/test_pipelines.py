@@ -149,12 +149,13 @@ def test_a_database_error_drops_the_item_counts_it_and_the_run_goes_on(tmp_path,
     try:
         # Another program broke the archive under the crawl: every write of a teaser fails.
         with sqlite3.connect(db) as conn:
-            conn.execute("alter table teasers rename to teasers_gone")
+            conn.execute("alter table teaser_sightings rename to teasers_gone")
         with caplog.at_level(logging.ERROR), pytest.raises(DropItem, match="database error"):
             asyncio.run(store.process_item(item))
         assert c.stats.get_value("rsarchive/store_failed") == 1
         # The reason in one line, with SQLite's code; no traceback for a database's own error.
-        assert f"could not store {item.url}: no such table: teasers (SQLITE_ERROR)" in caplog.text
+        gone = "no such table: teaser_sightings (SQLITE_ERROR)"
+        assert f"could not store {item.url}: {gone}" in caplog.text
         assert "Traceback" not in caplog.text
         # The page's transaction was rolled back whole: not even its capture is kept.
         with sqlite3.connect(db) as conn:

@@ -23,6 +23,7 @@ from conftest import ROOT, CrawlResult, rsarchive, running_site, scrapy_crawl
 from pg import PostgresServer, postgres_server
 from sqlalchemy import Row, select, text
 from test_fidelity import edit_seed
+from test_migrations import check_0009_round_trip
 
 from rsarchive.archive import make_engine
 from rsarchive.archive.models import metadata
@@ -42,7 +43,13 @@ COMPRESSED = {"body", "compression", "dictionary_id"}
 # What a re-crawl of unchanged pages may move.
 RESIGHTING_COLUMNS = {"last_seen_at", "last_attempt_at", "last_success_at"}
 # What a foreign key is compared by: the row it names, by that row's natural key.
-NATURAL_KEY = {"articles": "url", "authors": "name", "tags": "name", "captures": "sha256"}
+NATURAL_KEY = {
+    "articles": "url",
+    "authors": "name",
+    "tags": "name",
+    "captures": "sha256",
+    "teaser_contents": "content_hash",
+}
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +186,8 @@ def test_a_crawl_into_postgresql_archives_what_it_archives_into_sqlite(archives)
     counts = {t: len(r) for t, r in on_pg.items()}
     assert counts == {
         "articles": 10, "revisions": 10, "authors": 11, "article_authors": 11, "tags": 18,
-        "article_tags": 19, "article_images": 2, "teasers": 26, "captures": 20, "fetch_state": 13,
+        "article_tags": 19, "article_images": 2, "teaser_sightings": 26, "teaser_contents": 26,
+        "captures": 20, "fetch_state": 13,
         "capture_dictionaries": 0,  # 11 pages: fewer than the first dictionary waits for
     }  # fmt: skip
     # The raw bytes read back the same from bytea as from a SQLite blob.
@@ -199,7 +207,7 @@ def test_a_recrawl_into_postgresql_changes_nothing_but_last_seen(pg, fixture_sit
         second = crawl_into(url, server.url, urls)
         assert second.returncode == 0, second.log
     assert dump(url) == before
-    assert len(before["articles"]) == 2 and len(before["teasers"]) == 13
+    assert len(before["articles"]) == 2 and len(before["teaser_sightings"]) == 13
     assert rows(url, "SELECT status, exit_code FROM crawl_runs ORDER BY id") == [
         ("finished", 0),
         ("finished", 0),
@@ -261,7 +269,15 @@ def test_feed_runs_from_cron_reparse_and_history_on_postgresql(pg, fixture_site,
     assert pg.password not in rebuilt.stdout + rebuilt.stderr
     original, copy = content(url), content(into)
     # Load-more answers are captures too, so the whole keep-reading feed comes back.
-    for table in ("articles", "authors", "article_authors", "tags", "revisions", "teasers"):
+    for table in (
+        "articles",
+        "authors",
+        "article_authors",
+        "tags",
+        "revisions",
+        "teaser_sightings",
+        "teaser_contents",
+    ):
         assert copy[table] == original[table], table
 
 
@@ -353,6 +369,10 @@ def test_an_old_postgresql_schema_is_refused_with_78_until_db_upgrade(pg, fixtur
     show = rsarchive("show", "7", "--db", url)
     assert show.returncode == 0 and "An old post" in show.stdout, show.stderr
     assert rsarchive("db", "check", "--db", url).returncode == 0
+
+
+def test_0009_moves_every_teaser_row_on_postgresql_and_back(pg):
+    check_0009_round_trip(pg.new_database())
 
 
 def _view_definitions(url: str) -> dict[str, str]:
@@ -476,4 +496,13 @@ def test_capture_dictionaries_and_batched_replays_work_on_postgresql(pg, fixture
         assert [archive.read_capture_body(i) for i in ids] == [p.body for p in pages]
     assert counts.pages_stored == len(pages)
     named = rows(url, "SELECT count(*) FROM captures WHERE dictionary_id IS NOT NULL")
-    assert named == [(len(pages) - 10,)]
+    # The first ten too: compressed again with the first dictionary when it came.
+    assert named == [(len(pages),)]
+    # Compacted: every capture compressed again, each still reads back as received.
+    compacted = rsarchive("db", "compact", "--db", url, "--level", "9")
+    assert compacted.returncode == 0, compacted.stderr
+    assert f"of {len(pages)} captures compressed again (zstd level 9" in compacted.stdout
+    assert "run VACUUM to return the space to the system (PostgreSQL)" in compacted.stdout
+    assert pg.password not in compacted.stdout
+    with Archive(url) as archive:
+        assert [archive.read_capture_body(i) for i in ids] == [p.body for p in pages]

@@ -8,6 +8,8 @@ template the dictionary has seen, a tenth). Dictionaries are versioned rows of
 ``capture_dictionaries`` (a new one is trained as the archive grows, so it follows the site's
 templates), never changed or deleted; each capture names its own (``captures.dictionary_id``),
 so every capture ever stored stays readable. ``sha256`` and ``size`` are of the body as received.
+When the first dictionary comes, the pages stored before it (compressed alone) are compressed
+again with it, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import zlib
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from . import models as m
 
@@ -145,6 +147,13 @@ _SEL_SAMPLES = (
     .limit(_SAMPLES)
 )
 _INS_DICTIONARY = insert(_d)
+_UPD_BODY = (
+    update(_c)
+    .where(_c.c.id == bindparam("b_id"))
+    .values(
+        body=bindparam("b_body"), compression="zstd", dictionary_id=bindparam("b_dictionary_id")
+    )
+)
 
 
 class PageCompressor:
@@ -218,14 +227,17 @@ class PageCompressor:
     def _train(self, run: Any, now: str) -> None:
         rows = run.rows(_SEL_SAMPLES, {})
         samples: list[bytes] = []
+        alone: list[tuple[int, int, bytes]] = []  # (id, stored size, body) of pages without one
         total = 0
-        for _, data, compression, dictionary_id in rows:
+        for capture_id, data, compression, dictionary_id in rows:
             dictionary = self._fetch(run, dictionary_id) if dictionary_id is not None else None
             body = decompress_body(data, compression, dictionary)
             if samples and total + len(body) > _SAMPLE_BYTES:
                 break
             samples.append(body)
             total += len(body)
+            if dictionary_id is None:
+                alone.append((capture_id, len(data), body))
         self._pages_since = 0
         self._next_training = self._interval(self._pages)
         try:
@@ -248,9 +260,29 @@ class PageCompressor:
         )
         self.dictionaries.add(dictionary_id, dictionary)
         self._use(dictionary_id, dictionary)
+        saved = self._recompress(run, alone)
         logger.info(
-            "trained capture dictionary %d on %d pages (%d KiB)",
+            "trained capture dictionary %d on %d pages (%d KiB); %d KiB saved on the pages "
+            "stored before it",
             dictionary_id,
             len(samples),
             len(dictionary.as_bytes()) // 1024,
+            saved // 1024,
         )
+
+    def _recompress(self, run: Any, pages: list[tuple[int, int, bytes]]) -> int:
+        """Compress again with the new dictionary the pages it was trained on that were stored
+        without one (the archive's first pages: each ~5x its size with one); bytes saved.
+        Their bodies are at hand already (read for training); ``sha256`` and ``size`` stay."""
+        assert self._newest is not None
+        dictionary_id, compressor = self._newest
+        saved = 0
+        for capture_id, stored, body in pages:
+            data = compressor.compress(body)
+            if len(data) < stored:
+                run.execute(
+                    _UPD_BODY,
+                    {"b_id": capture_id, "b_body": data, "b_dictionary_id": dictionary_id},
+                )
+                saved += stored - len(data)
+        return saved

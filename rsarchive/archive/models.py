@@ -5,13 +5,19 @@ The one definition of the schema: ``create_schema`` and migrations are built fro
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
@@ -140,10 +146,35 @@ class ArticleImage(Base):
     alt: Mapped[str | None]
 
 
-class Teaser(Base):
-    """A teaser seen on a page (a sighting): re-sightings only move ``last_seen_at``."""
+class TeaserContent(Base):
+    """What a teaser shows (title, byline, excerpt, image...), stored once however often it is
+    seen: the keep-reading feed shows the same recent posts under every article.
 
-    __tablename__ = "teasers"
+    Issue 14: one row per distinct content (``content_hash``, see ``teaser_content_hash``); a
+    sighting names the content it showed last. Never changed or deleted (a teaser whose content
+    changes names a new row), so an id once read stays valid.
+    """
+
+    __tablename__ = "teaser_contents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(unique=True)
+    post_id: Mapped[str | None] = mapped_column(index=True)
+    title: Mapped[str]
+    section: Mapped[str | None]
+    authors: Mapped[str | None]
+    published_at: Mapped[str | None]
+    published_at_raw: Mapped[str | None]
+    excerpt: Mapped[str | None]
+    has_more: Mapped[bool]
+    image_url: Mapped[str | None]
+    image_caption: Mapped[str | None]
+
+
+class TeaserSighting(Base):
+    """A teaser seen on a page: re-sightings move ``last_seen_at`` (and the content shown)."""
+
+    __tablename__ = "teaser_sightings"
     __table_args__ = (UniqueConstraint("page_url", "url"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,18 +187,33 @@ class Teaser(Base):
     article_id: Mapped[int | None] = mapped_column(
         ForeignKey("articles.id", ondelete="SET NULL"), index=True
     )
-    post_id: Mapped[str | None] = mapped_column(index=True)
-    title: Mapped[str]
-    section: Mapped[str | None]
-    authors: Mapped[str | None]
-    published_at: Mapped[str | None]
-    published_at_raw: Mapped[str | None]
-    excerpt: Mapped[str | None]
-    has_more: Mapped[bool]
-    image_url: Mapped[str | None]
-    image_caption: Mapped[str | None]
+    content_id: Mapped[int] = mapped_column(ForeignKey("teaser_contents.id"), index=True)
     first_seen_at: Mapped[str]
     last_seen_at: Mapped[str]
+
+
+#: What a teaser shows, in ``teasers`` column order: the columns of ``teaser_contents`` that
+#: ``content_hash`` covers.
+TEASER_CONTENT_COLUMNS = (
+    "post_id",
+    "title",
+    "section",
+    "authors",
+    "published_at",
+    "published_at_raw",
+    "excerpt",
+    "has_more",
+    "image_url",
+    "image_caption",
+)
+
+
+def teaser_content_hash(values: Mapping[str, Any]) -> str:
+    """sha256 hex of a teaser's content (``TEASER_CONTENT_COLUMNS`` of ``values``): the key
+    that stores each distinct content once."""
+    content = [values[name] for name in TEASER_CONTENT_COLUMNS]
+    content[TEASER_CONTENT_COLUMNS.index("has_more")] = bool(values["has_more"])
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 class CrawlRun(Base):
@@ -284,11 +330,29 @@ article_authors = cast(Table, ArticleAuthor.__table__)
 tags = cast(Table, Tag.__table__)
 article_tags = cast(Table, ArticleTag.__table__)
 article_images = cast(Table, ArticleImage.__table__)
-teasers = cast(Table, Teaser.__table__)
+teaser_contents = cast(Table, TeaserContent.__table__)
+teaser_sightings = cast(Table, TeaserSighting.__table__)
 crawl_runs = cast(Table, CrawlRun.__table__)
 captures = cast(Table, Capture.__table__)
 capture_dictionaries = cast(Table, CaptureDictionary.__table__)
 revisions = cast(Table, Revision.__table__)
+
+# The ``teasers`` view (``views.py``): a sighting with the content it showed last, under the
+# column names of the table it replaced (issue 14). Outside ``metadata``: nothing creates it from
+# here, and only readers use it.
+teasers = Table(
+    "teasers",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("page_url", Text),
+    Column("page_article_id", Integer),
+    Column("position", Integer),
+    Column("url", Text),
+    Column("article_id", Integer),
+    *(Column(name, Boolean if name == "has_more" else Text) for name in TEASER_CONTENT_COLUMNS),
+    Column("first_seen_at", Text),
+    Column("last_seen_at", Text),
+)
 
 # SQLite only: FTS5 external-content index over articles, kept in step by triggers. The update
 # trigger fires only when an indexed column is written, so moving ``last_seen_at`` is free.

@@ -584,7 +584,9 @@ class Reader:
             if found is not None:
                 return found
             teased = conn.scalar(
-                select(func.count()).select_from(m.teasers).where(m.teasers.c.url == url)
+                select(func.count())
+                .select_from(m.teaser_sightings)
+                .where(m.teaser_sightings.c.url == url)
             )
         seen = f" (seen as a teaser on {teased} page{'s' * (teased != 1)})" if teased else ""
         raise NotFound(f"no archived article at {url}{seen}")
@@ -695,7 +697,7 @@ class Reader:
 
     def stats(self, *, runs: int = 10) -> dict[str, Any]:
         """Totals, articles per month (by ``published_at``) and the last ``runs`` crawl runs."""
-        a, c, r = m.articles, m.captures, m.crawl_runs
+        a, c, r, ts = m.articles, m.captures, m.crawl_runs, m.teaser_sightings
 
         def count(tbl: Any, *where: ColumnElement[bool]) -> Select:
             return select(func.count()).select_from(tbl).where(*where)
@@ -707,8 +709,8 @@ class Reader:
                 "removed": conn.scalar(count(a, a.c.removed_at.is_not(None))),
                 "authors": conn.scalar(count(m.authors)),
                 "tags": conn.scalar(count(m.tags)),
-                "teasers": conn.scalar(count(m.teasers)),
-                "teaser_pages": conn.scalar(select(func.count(m.teasers.c.page_url.distinct()))),
+                "teasers": conn.scalar(count(ts)),
+                "teaser_pages": conn.scalar(select(func.count(ts.c.page_url.distinct()))),
                 "revisions": conn.scalar(count(m.revisions)),
             }
             cap = conn.execute(

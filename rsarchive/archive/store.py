@@ -81,21 +81,11 @@ _ARTICLE_FIELDS = (
     "declared_canonical",
 )
 _BODY_TEXT = _ARTICLE_FIELDS.index("body_text")
-# Teaser columns a re-sighting refreshes (first_seen_at never changes).
-_TEASER_REFRESHED = (
-    "position",
-    "post_id",
-    "title",
-    "section",
-    "authors",
-    "published_at",
-    "published_at_raw",
-    "excerpt",
-    "has_more",
-    "image_url",
-    "image_caption",
-    "last_seen_at",
-)
+# Sighting columns a re-sighting refreshes (first_seen_at never changes).
+_SIGHTING_REFRESHED = ("position", "content_id", "last_seen_at")
+# Teaser contents whose ids the writer remembers (each a hash and an int): the keep-reading feed
+# shows the same recent posts under every article, so most pages find all theirs here.
+_CONTENT_IDS_KEPT = 4096
 
 
 @dataclass(slots=True)
@@ -236,6 +226,9 @@ class Archive:
         #: The capture dictionaries read so far (for ``capture_body``).
         self.dictionaries = Dictionaries()
         self._compressor = PageCompressor(self.dictionaries, first_training=dictionary_after)
+        # teaser_contents ids by content hash. Contents are never changed or deleted, so an id
+        # stays true once committed; a rollback forgets them all (_forget_uncommitted).
+        self._content_ids: dict[str, int] = {}
         # Inside batched(): (pages per commit, pages stored since the last commit).
         self._batch: list[int] | None = None
         dialect = self.engine.dialect
@@ -286,7 +279,7 @@ class Archive:
                 try:
                     conn.commit()
                 except BaseException:
-                    self._compressor.reset()  # a dictionary trained in it is gone too
+                    self._forget_uncommitted()  # a dictionary, teaser contents: gone too
                     conn.rollback()
                     raise
 
@@ -335,12 +328,22 @@ class Archive:
                 with _raw_savepoint(conn):
                     yield conn
         except BaseException:
-            self._compressor.reset()  # a dictionary trained in it was rolled back too
+            self._forget_uncommitted()
             raise
         batch[1] += 1
         if batch[1] >= batch[0]:
-            conn.commit()
+            try:
+                conn.commit()
+            except BaseException:
+                self._forget_uncommitted()
+                raise
             batch[1] = 0
+
+    def _forget_uncommitted(self) -> None:
+        """After a rollback: what the writer remembers may name rows that are gone with it."""
+        self._compressor.reset()  # a dictionary trained in it was rolled back too
+        # Teaser content ids: all of them, as SQLite may end a batch's whole transaction.
+        self._content_ids.clear()
 
     # -- crawl runs --------------------------------------------------------------------------
 
@@ -542,7 +545,7 @@ class Archive:
 
     def list_articles(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest articles (by ``published_at``), with their authors and teaser counts."""
-        a, t = m.articles, m.teasers
+        a, t = m.articles, m.teaser_sightings
         teaser_count = select(func.count()).where(t.c.page_article_id == a.c.id).scalar_subquery()
         stmt = (
             select(
@@ -578,7 +581,7 @@ class Archive:
     def count_teasers(self) -> int:
         """How many teaser rows (distinct page, target pairs) the archive holds."""
         with self.reader() as conn:
-            return conn.scalar(select(func.count()).select_from(m.teasers)) or 0
+            return conn.scalar(select(func.count()).select_from(m.teaser_sightings)) or 0
 
     def read_capture_body(self, capture_id: int) -> bytes:
         """The body of a capture as it was received (decompressed)."""
@@ -602,7 +605,8 @@ class Archive:
             upsert = postgresql.insert
         else:
             raise NotImplementedError(f"the archive supports SQLite and PostgreSQL, not {dialect}")
-        a, t, c = m.articles, m.teasers, m.captures
+        # Teasers are written as sightings (the ``teasers`` view reads them with their content).
+        a, t, c = m.articles, m.teaser_sightings, m.captures
 
         self._sel_known = select(a.c.url).where(a.c.url.in_(bindparam("urls", expanding=True)))
         self._sel_article_id = select(a.c.id).where(a.c.url == bindparam("page_url"))
@@ -640,10 +644,13 @@ class Archive:
         # SET comes from the parameter names given: only the columns that differ are written, so
         # the FTS trigger (AFTER UPDATE OF title, subtitle, body_text) fires only when needed.
         self._upd_article = update(a).where(a.c.id == bindparam("b_id"))
+        teasing = select(m.teaser_contents.c.id).where(
+            m.teaser_contents.c.post_id == bindparam("b_post_id")
+        )
         self._link_teasers = (
             update(t)
             .where(
-                (t.c.url == bindparam("b_url")) | (t.c.post_id == bindparam("b_post_id")),
+                (t.c.url == bindparam("b_url")) | t.c.content_id.in_(teasing.scalar_subquery()),
                 # Means "article_id IS NULL" (ids start at 1), written so that SQLite does not
                 # pick the article_id index and scan every unlinked teaser.
                 func.coalesce(t.c.article_id, 0) == 0,
@@ -702,6 +709,15 @@ class Archive:
         self._sel_page_teasers = select(t.c.url).where(
             t.c.page_url == bindparam("page_url"), t.c.url.in_(bindparam("urls", expanding=True))
         )
+        tc = m.teaser_contents
+        self._sel_teaser_contents = select(tc.c.content_hash, tc.c.id).where(
+            tc.c.content_hash.in_(bindparam("hashes", expanding=True))
+        )
+        self._ins_teaser_content = (
+            upsert(tc)
+            .on_conflict_do_nothing(index_elements=[tc.c.content_hash])
+            .returning(tc.c.content_hash, tc.c.id)
+        )
         # A teaser's target, looked up inside its own upsert: the article with its URL, else the
         # oldest with its post id (target_post_id is NULL when the teaser has none).
         target = func.coalesce(
@@ -711,7 +727,7 @@ class Archive:
             .scalar_subquery(),
         )
         ins = upsert(t).values(article_id=target)
-        refreshed: dict[str, Any] = {name: ins.excluded[name] for name in _TEASER_REFRESHED}
+        refreshed: dict[str, Any] = {name: ins.excluded[name] for name in _SIGHTING_REFRESHED}
         # A target or page article learnt once stays, even if a later sighting cannot name it.
         refreshed["article_id"] = func.coalesce(ins.excluded.article_id, t.c.article_id)
         refreshed["page_article_id"] = func.coalesce(
@@ -986,31 +1002,56 @@ class Archive:
         urls = list(unique)
         known = set(run.column(self._sel_page_teasers, {"page_url": page_url, "urls": urls}))
 
-        rows = []
-        for url, teaser in unique.items():
+        contents = {}
+        for teaser in unique.values():
             image = teaser.image
-            rows.append(
-                {
-                    "page_url": page_url,
-                    "page_article_id": page_article_id,
-                    "position": teaser.position,
-                    "url": url,
-                    "post_id": teaser.post_id,
-                    "title": teaser.title,
-                    "section": teaser.section,
-                    # A JSON list, as everywhere else ("X, Jr." is one name, not two).
-                    "authors": _to_json([a.name for a in teaser.authors]),
-                    "published_at": teaser.published_at,
-                    "published_at_raw": teaser.published_at_raw,
-                    "excerpt": teaser.excerpt,
-                    "has_more": teaser.has_more,
-                    "image_url": image.url if image else None,
-                    "image_caption": image.caption if image else None,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "target_url": url,
-                    "target_post_id": teaser.post_id or None,
-                }
-            )
+            content = {
+                "post_id": teaser.post_id,
+                "title": teaser.title,
+                "section": teaser.section,
+                # A JSON list, as everywhere else ("X, Jr." is one name, not two).
+                "authors": _to_json([a.name for a in teaser.authors]),
+                "published_at": teaser.published_at,
+                "published_at_raw": teaser.published_at_raw,
+                "excerpt": teaser.excerpt,
+                "has_more": teaser.has_more,
+                "image_url": image.url if image else None,
+                "image_caption": image.caption if image else None,
+            }
+            contents[teaser.url] = (m.teaser_content_hash(content), content)
+        content_ids = self._teaser_content_ids(run, list(contents.values()))
+        rows = [
+            {
+                "page_url": page_url,
+                "page_article_id": page_article_id,
+                "position": teaser.position,
+                "url": url,
+                "content_id": content_ids[contents[url][0]],
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "target_url": url,
+                "target_post_id": teaser.post_id or None,
+            }
+            for url, teaser in unique.items()
+        ]
         run.execute(self._upsert_teasers, rows)
         return sum(1 for url in urls if url not in known), len(urls)
+
+    def _teaser_content_ids(
+        self, run: _Runner, contents: list[tuple[str, dict[str, Any]]]
+    ) -> dict[str, int]:
+        """``teaser_contents.id`` by content hash, each content stored once (added if new)."""
+        kept = self._content_ids
+        found = {h: kept[h] for h, _ in contents if h in kept}
+        missing = {h: content for h, content in contents if h not in found}
+        if missing:
+            found.update(run.rows(self._sel_teaser_contents, {"hashes": list(missing)}))
+            new = [{"content_hash": h, **c} for h, c in missing.items() if h not in found]
+            if new:
+                found.update(run.returning(self._ins_teaser_content, new))
+                if any(h not in found for h in missing):  # another writer added it (PostgreSQL)
+                    found.update(run.rows(self._sel_teaser_contents, {"hashes": list(missing)}))
+            if len(kept) > _CONTENT_IDS_KEPT:
+                kept.clear()
+            kept.update((h, found[h]) for h in missing)
+        return found

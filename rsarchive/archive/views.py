@@ -1,9 +1,10 @@
 """Views for people who query the archive with SQL by hand (and for Datasette's pages).
 
 Read-only conveniences over the tables of docs/architecture.md §4: nothing writes to them, and
-dropping them loses no data. ``create_schema`` creates them; ``DROP_VIEWS`` removes them (a
-migration that changes a view drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old
-definition).
+dropping them loses no data. ``teasers`` is one of them since issue 14 (the sightings and the
+contents they showed, stored apart), read under the column names it had as a table.
+``create_schema`` creates them; ``DROP_VIEWS`` removes them (a migration that changes a view
+drops and re-creates it: ``CREATE VIEW IF NOT EXISTS`` keeps an old definition).
 
 The SQL is plain and portable except for two aggregates, spelt per dialect: the ordered
 ", "-joined list and the JSON array of author and tag names (SQLite ``group_concat`` over an
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 #: The views, in creation order (a later view may read an earlier one).
 VIEW_NAMES = (
+    "teasers",
     "article_list",
     "teaser_list",
     "author_articles",
@@ -61,6 +63,30 @@ def _definitions(dialect: str) -> dict[str, str]:
     tags = _joined(dialect, *_TAGS_OF)
     tags_json = _json_array(dialect, *_TAGS_OF)
     return {
+        # Issue 14: the table ``teasers`` was, under its column names: each sighting with the
+        # content it showed last (stored once in teaser_contents, however often it was seen).
+        "teasers": """
+SELECT
+  s.id,
+  s.page_url,
+  s.page_article_id,
+  s.position,
+  s.url,
+  s.article_id,
+  c.post_id,
+  c.title,
+  c.section,
+  c.authors,
+  c.published_at,
+  c.published_at_raw,
+  c.excerpt,
+  c.has_more,
+  c.image_url,
+  c.image_caption,
+  s.first_seen_at,
+  s.last_seen_at
+FROM teaser_sightings s
+JOIN teaser_contents c ON c.id = s.content_id""",
         # One row per article, with everything a list of articles shows.
         "article_list": f"""
 SELECT

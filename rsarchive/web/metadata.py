@@ -70,6 +70,18 @@ _TEASER = {
 }
 
 
+# The columns of a teaser sighting that are not its content.
+_SIGHTING_ONLY = (
+    "page_url",
+    "page_article_id",
+    "position",
+    "url",
+    "article_id",
+    "first_seen_at",
+    "last_seen_at",
+)
+
+
 def _pick(source: dict[str, str], *names: str, **extra: str) -> dict[str, str]:
     return {**{n: source[n] for n in names}, **extra}
 
@@ -125,8 +137,28 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "teasers": (
         "Keep-reading teasers: one row per (page, target) sighting; re-sightings move "
-        "last_seen_at.",
+        "last_seen_at. A view: each sighting (teaser_sightings) with the content it showed last "
+        "(teaser_contents, stored once however often it is seen).",
         {"id": "Teaser id", **_TEASER},
+    ),
+    "teaser_sightings": (
+        "Where and when each teaser was seen (one row per page and target); the teasers view "
+        "adds what it showed.",
+        _pick(
+            _TEASER,
+            *_SIGHTING_ONLY,
+            id="Teaser id (teasers.id)",
+            content_id="What it showed when last seen (teaser_contents.id)",
+        ),
+    ),
+    "teaser_contents": (
+        "What teasers show (headline, byline, excerpt, image), each distinct content once.",
+        _pick(
+            _TEASER,
+            *(c for c in _TEASER if c not in _SIGHTING_ONLY),
+            id="Teaser content id",
+            content_hash="SHA-256 of the content columns: the key that stores each content once",
+        ),
     ),
     "captures": (
         "Raw HTTP responses kept for re-parsing (pages, and load-more answers of their feeds); an "
