@@ -5,7 +5,8 @@ from __future__ import annotations
 from .engine import create_schema, make_engine
 from .models import utc_now_iso
 from .schema import SchemaError, check_schema
-from .store import Archive, StoreResult, content_hash
+from .store import Archive, StoreResult
+from .writes import content_hash
 
 __all__ = [
     "Archive",
