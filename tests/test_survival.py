@@ -419,6 +419,11 @@ def test_a_full_disk_stops_the_run_at_once_with_74_and_the_next_run_fetches_the_
     whole_pages(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (stored,)
+        # The log is folded into the database after the refused write, so the run's row could
+        # still be closed (a truly full disk may refuse even that: the summary says so).
+        assert conn.execute(
+            "SELECT status, finish_reason, exit_code FROM crawl_runs"
+        ).fetchall() == [("failed", "storage_error", 74)]
     conn.close()
 
     again = rsarchive_crawl(site_server, db, "article", *args)

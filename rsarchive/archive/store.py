@@ -44,6 +44,8 @@ from .runner import CoreRunner, SqliteCompiledCache, SqliteRunner
 from .schema import prepare_schema
 from .writes import IN_CHUNK, ArticleStatus, PageWrites, Runner, to_json
 
+logger = logging.getLogger(__name__)
+
 _REMOVED_STATUSES = frozenset({404, 410})
 
 
@@ -137,10 +139,45 @@ class Archive(PageWrites):
     # -- life cycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        self.release_writer()
         self.engine.dispose()
+
+    def release_writer(self) -> None:
+        """Close the writer's connection (rolling back what it left open); the next write opens
+        another."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        raw = writer.connection.dbapi_connection if not writer.closed else None
+        try:
+            writer.close()
+        except Exception as exc:
+            # Its rollback refused too (the disk that refused the write), and the driver's
+            # connection would hold the write lock until collected: close it here.
+            logger.debug("the writer's connection closed with an error: %s", exc)
+            if raw is not None:
+                try:
+                    raw.close()
+                except Exception as close_exc:
+                    logger.debug("and its driver connection: %s", close_exc)
+
+    def make_room(self) -> None:
+        """After a write the disk refused: let go of the writer's connection and, on SQLite,
+        fold the write-ahead log into the database and truncate it. That returns the log's
+        space, so the few bytes that close the run's row can still be written (best effort:
+        a disk with no room at all refuses this too)."""
+        self.release_writer()
+        if self.engine.dialect.name != "sqlite":
+            return
+        # On the driver's connection itself: inside a transaction (which a SQLAlchemy connection
+        # begins) SQLite refuses a checkpoint.
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except Exception as exc:  # the run's close reports the disk's state
+            logger.debug("no checkpoint after a refused write: %s", exc)
+        finally:
+            raw.close()
 
     def __enter__(self) -> Self:
         return self

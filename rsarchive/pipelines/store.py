@@ -256,6 +256,8 @@ class StorePipeline:
         elapsed = (datetime.now(UTC) - started).total_seconds() if started else None
         logger.info("summary: %s", human_summary(stats, elapsed))
         try:
+            if self.unwritable is not None:
+                self.writer.submit(archive.make_room).result()
             if self.run_id is not None:
                 self.writer.submit(
                     archive.finish_run,
