@@ -523,10 +523,9 @@ def test_a_failure_in_the_middle_of_store_page_leaves_nothing_of_that_page(archi
     assert result.article_status == "new"
 
 
-def test_a_load_more_answer_is_stored_whole_or_not_at_all(archive, monkeypatch):
-    page = make_article()
-    archive.store_page(make_page(page, [make_teaser("one")]), run_id=None)
-    answer = FeedPage(
+def load_more_answer(page: Article) -> FeedPage:
+    """The page's second feed page, with one teaser ("two", at position 1)."""
+    return FeedPage(
         url=f"{SITE}/res/load_more_posts/data.js?node_id=1&pn=2",
         page_url=page.url,
         fetched_at="2026-11-25T14:00:00Z",
@@ -535,6 +534,12 @@ def test_a_load_more_answer_is_stored_whole_or_not_at_all(archive, monkeypatch):
         body=b'{"has_more": false, "posts_by_source": {"current_page": []}}',
         position=1,
     )
+
+
+def test_a_load_more_answer_is_stored_whole_or_not_at_all(archive, monkeypatch):
+    page = make_article()
+    archive.store_page(make_page(page, [make_teaser("one")]), run_id=None)
+    answer = load_more_answer(page)
 
     def broken_teaser_insert(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk on fire")
@@ -564,15 +569,7 @@ def test_a_load_more_answer_stored_before_its_page_gets_the_page_article(archive
     # Pages are split concurrently (on extraction processes too): a page's load-more answer
     # may reach the store first. Its teasers still belong to the page's article.
     page = make_article()
-    answer = FeedPage(
-        url=f"{SITE}/res/load_more_posts/data.js?node_id=1&pn=2",
-        page_url=page.url,
-        fetched_at="2026-11-25T14:00:00Z",
-        teasers=[make_teaser("two", 1)],
-        content_type="application/json",
-        body=b'{"has_more": false, "posts_by_source": {"current_page": []}}',
-        position=1,
-    )
+    answer = load_more_answer(page)
     archive.store_feed_page(answer)
     assert scalar(archive, "SELECT page_article_id FROM teasers") is None
     stored = archive.store_page(make_page(page, [make_teaser("one")]), run_id=None)
