@@ -3,6 +3,8 @@ crawl that splits them in line stores, and lose nothing when those processes die
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import CrawlResult, SiteServer, scrapy_crawl
 from test_fidelity import content_rows
@@ -46,6 +48,12 @@ def test_a_crawl_on_extraction_processes_stores_what_one_in_line_stores(
     for result in (in_line, elsewhere):
         assert "layout_drift: " in result.log
     assert in_line.log.count("layout_drift: ") == elsewhere.log.count("layout_drift: ")
+    # Pages (and load-more answers) that queued up shared commits: never more commits than
+    # what was stored.
+    for result in (in_line, elsewhere):
+        stats = {k: int(v) for k, v in re.findall(r"'rsarchive/([a-z_]+)': (\d+)", result.log)}
+        kept = stats["pages_stored"] + stats.get("feed_pages_stored", 0)
+        assert 1 <= stats["page_commits"] <= kept
 
 
 def test_when_the_extraction_processes_die_the_crawl_splits_in_line_and_loses_nothing(

@@ -60,12 +60,13 @@ def test_pages_that_queue_up_share_one_commit_and_are_done_once_committed(setup)
     release.set()
     results = [f.result(30) for f in futures]
     assert [r.article_status for r in results] == ["new"] * 5
-    assert commits == [1]
+    assert commits == [1] and writer.page_commits == 1
     # Done means committed: another connection sees every page.
     assert len(articles(db)) == 5
     # An idle writer commits a lone page at once.
     writer.submit_page(archive.store_page, make_page(make_article("alone"))).result(30)
     assert commits == [2] and len(articles(db)) == 6
+    assert writer.page_commits == 2  # what a crawl's stats say (rsarchive/page_commits)
 
 
 def test_a_page_that_fails_in_a_shared_commit_is_the_only_one_lost(setup, monkeypatch):

@@ -250,6 +250,7 @@ class StorePipeline:
         status = run_status(reason)
         # Let queued writes (removals) finish first, so the stats below include them.
         self.writer.submit(int).result()
+        self.stats.set_value("rsarchive/page_commits", self.writer.page_commits)
         stats = dict(self.stats.get_stats())
         stats["finish_reason"] = reason
         started = stats.get("start_time")

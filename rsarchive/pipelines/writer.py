@@ -47,6 +47,9 @@ class GroupWriter(Executor):
         self._jobs: deque[_Job] = deque()
         self._wake = threading.Condition()
         self._closed = False
+        #: Commits of pages so far (a page alone, or pages sharing one): against the pages
+        #: stored, how much the crawl's pages were grouped.
+        self.page_commits = 0
         self._thread = threading.Thread(target=self._loop, name="rsarchive-store", daemon=True)
         self._thread.start()
 
@@ -91,8 +94,10 @@ class GroupWriter(Executor):
             if len(batch) == 1 or not batch[0].page:
                 for job in batch:
                     _run(job)
+                    self.page_commits += job.page
             else:
                 self._run_batch(batch)
+                self.page_commits += 1
 
     def _run_batch(self, batch: list[_Job]) -> None:
         assert self.archive is not None
