@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rsarchive.archive import make_engine  # noqa: E402
+from rsarchive.archive.filters import Filters  # noqa: E402
 from rsarchive.archive.models import TEASER_CONTENT_COLUMNS, teaser_content_hash  # noqa: E402
-from rsarchive.archive.queries import Filters, open_reader  # noqa: E402
+from rsarchive.archive.queries import open_reader  # noqa: E402
 from rsarchive.archive.schema import prepare_schema, upgrade  # noqa: E402
 from rsarchive.cli.export import write_csv, write_jsonl  # noqa: E402
 

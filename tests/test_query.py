@@ -526,7 +526,7 @@ def test_search_words_become_fts5_query(typed, fts5):
     ],
 )
 def test_dates_name_whole_periods(typed, since, until):
-    from rsarchive.archive.queries import date_bound
+    from rsarchive.archive.filters import date_bound
 
     assert date_bound(typed) == since
     assert date_bound(typed, end=True) == until

@@ -16,7 +16,8 @@ import pytest
 
 from rsarchive.archive import make_engine
 from rsarchive.archive import queries as q
-from rsarchive.archive.queries import BM25_WEIGHTS, HIT_END, HIT_START, SNIPPET_TOKENS, Filters
+from rsarchive.archive.filters import Filters
+from rsarchive.archive.queries import BM25_WEIGHTS, HIT_END, HIT_START, SNIPPET_TOKENS
 from rsarchive.archive.schema import prepare_schema
 
 WORDS = [

@@ -29,12 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import models as m
 from .engine import READ_ONLY
-
-# Re-exported: the commands and the web view take the user's side from here.
-from .filters import Filters as Filters
-from .filters import date_bound as date_bound
-from .filters import fold as fold
-from .filters import url_variants as url_variants
+from .filters import Filters, fold, url_variants
 from .opening import (
     FTS_TABLE,
     BadQuery,

@@ -64,7 +64,7 @@ def add_json_argument(parser: argparse.ArgumentParser, what: str = "JSON Lines")
 
 
 def filters_from(args: argparse.Namespace) -> Any:
-    from rsarchive.archive.queries import Filters
+    from rsarchive.archive.filters import Filters
 
     return Filters.from_strings(
         author=args.author,

@@ -102,7 +102,8 @@ def replay_error(exc: BaseException, opening: str) -> CommandError:
 def cmd_reparse(args: argparse.Namespace) -> int:
 
     from rsarchive.archive import Archive
-    from rsarchive.archive.queries import BadDate, date_bound
+    from rsarchive.archive.filters import date_bound
+    from rsarchive.archive.opening import BadDate
     from rsarchive.cli.db import existing_archive
     from rsarchive.cli.query import site_url
     from rsarchive.pipelines.reparse import NoCaptures, reparse

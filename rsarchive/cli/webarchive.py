@@ -116,7 +116,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def export_captures(args: argparse.Namespace, reader: Any) -> int:
     """`rsarchive export --format warc|wacz`: the captures the filters select, to --output."""
-    from rsarchive.archive.queries import date_bound
+    from rsarchive.archive.filters import date_bound
     from rsarchive.interop.warc import select_captures, warcinfo_fields, write_warc
     from rsarchive.settings import ROBOTSTXT_OBEY, USER_AGENT
     from rsarchive.urls import normalize_url
