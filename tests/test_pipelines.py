@@ -15,7 +15,7 @@ from parsel import Selector
 from scrapy.exceptions import CloseSpider, DropItem
 from scrapy.utils.test import get_crawler
 
-from rsarchive.items import FeedPage, Page, Teaser
+from rsarchive.items import UNPARSED, FeedPage, Page, Teaser
 from rsarchive.pipelines.clean import CleanPipeline
 from rsarchive.pipelines.split import SplitPipeline
 from rsarchive.pipelines.store import StorePipeline
@@ -52,6 +52,25 @@ def test_split_reuses_the_tree_the_spider_parsed_instead_of_parsing_again():
     out = SplitPipeline.from_crawler(crawler()).process_item(page)
     assert out.article.title == "What to make of the Blinken-Lavrov 'showdown' in Iceland"
     assert len(out.teasers) == 3
+
+
+def test_a_page_the_spider_left_unparsed_is_parsed_from_its_bytes_when_split_in_line():
+    # What a crawl with extraction processes does once they are gone: the page is read from
+    # its bytes as the spider would have read it.
+    seed = fixture_page("seed")
+    headers = {"Content-Type": "text/html; charset=utf-8"}
+    page = fixture_page("seed", selector=UNPARSED, headers=headers)
+    out = SplitPipeline.from_crawler(crawler()).process_item(page)
+    parsed = SplitPipeline.from_crawler(crawler()).process_item(seed)
+    assert out.article == parsed.article and out.teasers == parsed.teasers
+    # Bytes that turn out not to be HTML give nothing to split, and clean says why.
+    c = crawler()
+    headers = {"Content-Type": "application/json"}
+    page = fixture_page("seed", selector=UNPARSED, headers=headers, body=b'{"posts": []}')
+    out = SplitPipeline.from_crawler(c).process_item(page)
+    assert out.selector is None and out.article is None and out.teasers == []
+    with pytest.raises(DropItem, match="not an HTML page"):
+        CleanPipeline.from_crawler(c).process_item(out)
 
 
 def test_layout_drift_is_logged_and_counted(caplog):

@@ -91,6 +91,8 @@ class SplitPipeline:
             if flattened:
                 note_deep_tree(item.url, self.crawler)
             item.selector = selector
+            if selector is None:  # not HTML after all: clean drops it (not_html)
+                return ParsedPage()
         return parse_page(item.selector, item.url)
 
     def _fill(self, item: Page, parsed: ParsedPage) -> Page:
