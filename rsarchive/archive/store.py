@@ -148,7 +148,8 @@ class Archive(PageWrites):
         writer, self._writer = self._writer, None
         if writer is None:
             return
-        raw = writer.connection.dbapi_connection if not writer.closed else None
+        live = not (writer.closed or writer.invalidated)
+        raw = writer.connection.dbapi_connection if live else None
         try:
             writer.close()
         except Exception as exc:

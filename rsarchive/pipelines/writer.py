@@ -47,8 +47,8 @@ class GroupWriter(Executor):
         self._jobs: deque[_Job] = deque()
         self._wake = threading.Condition()
         self._closed = False
-        #: Commits of pages so far (a page alone, or pages sharing one): against the pages
-        #: stored, how much the crawl's pages were grouped.
+        #: Commits that stored pages so far (a page alone, or pages sharing one): against the
+        #: pages stored, how much the crawl's pages were grouped.
         self.page_commits = 0
         self._thread = threading.Thread(target=self._loop, name="rsarchive-store", daemon=True)
         self._thread.start()
@@ -93,13 +93,13 @@ class GroupWriter(Executor):
             batch = [job for job in batch if _start(job)]
             if len(batch) == 1 or not batch[0].page:
                 for job in batch:
-                    _run(job)
-                    self.page_commits += job.page
-            else:
-                self._run_batch(batch)
+                    if _run(job) and job.page:
+                        self.page_commits += 1
+            elif self._run_batch(batch):
                 self.page_commits += 1
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[_Job]) -> bool:
+        """Whether a commit stored any of the batch."""
         assert self.archive is not None
         done: list[tuple[_Job, Any]] = []
         failed: list[tuple[_Job, BaseException]] = []
@@ -125,6 +125,7 @@ class GroupWriter(Executor):
             job.future.set_result(result)
         for job, exc in failed:
             job.future.set_exception(exc)
+        return bool(done)
 
     def _requeue(self, jobs: list[_Job]) -> None:
         with self._wake:
@@ -138,10 +139,12 @@ def _start(job: _Job) -> bool:
     return job.started
 
 
-def _run(job: _Job) -> None:
+def _run(job: _Job) -> bool:
+    """Run one job alone; whether it succeeded."""
     try:
         result = job.fn(*job.args, **job.kwargs)
     except BaseException as exc:
         job.future.set_exception(exc)
-    else:
-        job.future.set_result(result)
+        return False
+    job.future.set_result(result)
+    return True
